@@ -1,0 +1,401 @@
+"""The ``kfp-ci`` command line: a thin click layer.
+
+Each command parses its options and hands them to the module that does the work, imported only when the
+command runs, so ``--help`` and ``--version`` never import kfp, starlette or uvicorn and never touch the
+network. Every :class:`kfp_ci.errors.KfpCiError` becomes one line on stderr and its exit code; a traceback
+is shown only with ``--verbose``.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from kfp_ci import _console
+from kfp_ci._secrets import redact, register
+from kfp_ci._version import __version__
+from kfp_ci.config import AUTH_MODES, Settings, load_settings
+from kfp_ci.errors import KfpCiError, UsageError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+@dataclass
+class App:
+    """What every command receives: global flags and the settings loader."""
+
+    verbose: bool = False
+    config_file: Path | None = None
+    _settings: Settings | None = field(default=None, repr=False)
+
+    def settings(self, **flags: Any) -> Settings:
+        """Settings from flags (``None`` = not given), environment and ``[tool.kfp-ci]``."""
+        return load_settings(flags, config_file=self.config_file)
+
+
+class _Group(click.Group):
+    """Turns kfp-ci errors into one clean line and an exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except KfpCiError as exc:
+            _report(ctx, exc, str(exc))
+            sys.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            _console.error("interrupted")
+            sys.exit(130)
+        except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort, SystemExit):
+            raise
+        except Exception as exc:  # a bug: still one line unless --verbose
+            _report(ctx, exc, f"internal error: {type(exc).__name__}: {exc} (run with --verbose for details)")
+            sys.exit(1)
+
+
+def _report(ctx: click.Context, exc: BaseException, line: str) -> None:
+    app = ctx.find_object(App)
+    if app is not None and app.verbose:
+        sys.stderr.write(redact("".join(traceback.format_exception(exc))))
+    _console.error(line)
+    if _console.in_github_actions():
+        sys.stdout.write(redact(f"::error title=kfp-ci::{line}") + "\n")
+
+
+def _dispatch(module: str, function: str, app: App, /, **kwargs: Any) -> None:
+    """Import ``kfp_ci.<module>`` and call ``function(app, **kwargs)``; its int result is the exit code."""
+    import importlib
+
+    mod = importlib.import_module(f"kfp_ci.{module}")
+    code = getattr(mod, function)(app, **kwargs)
+    if code:
+        sys.exit(int(code))
+
+
+def connection_options(func: F) -> F:
+    """Options every command that talks to KFP takes. Secrets never come as option values."""
+    options = [
+        click.option("--host", metavar="URL", help="KFP host: https://kubeflow.example.com[/pipeline] or an "
+                     "API URL. Env: KFP_CI_HOST, KF_PIPELINES_ENDPOINT."),
+        click.option("-n", "--namespace", metavar="NS", help="Profile namespace (multi-user). Env: KFP_CI_NAMESPACE."),
+        click.option("--auth", type=click.Choice(AUTH_MODES), default=None,
+                     help="How to authenticate (default auto). Env: KFP_CI_AUTH."),
+        click.option("--username", metavar="USER", help="Dex username. Env: KFP_CI_USERNAME."),
+        click.option("--password-stdin", is_flag=True, default=False,
+                     help="Read the Dex password from standard input. Else env KFP_CI_PASSWORD or --password-file."),
+        click.option("--password-file", type=click.Path(dir_okay=False, path_type=Path),
+                     help="File holding the Dex password. Env: KFP_CI_PASSWORD_FILE."),
+        click.option("--token-file", type=click.Path(dir_okay=False, path_type=Path),
+                     help="Bearer token file, re-read on every request. Env: KFP_CI_TOKEN_FILE, "
+                     "KF_PIPELINES_SA_TOKEN_PATH (token itself: KFP_CI_TOKEN)."),
+        click.option("--cookie-file", type=click.Path(dir_okay=False, path_type=Path),
+                     help="File holding a session cookie. Env: KFP_CI_COOKIE_FILE (cookie itself: KFP_CI_COOKIE)."),
+        click.option("--dex-connector", metavar="ID", help="Dex connector to log in with (local, ldap, ...)."),
+        click.option("--ca-bundle", type=click.Path(dir_okay=False, path_type=Path),
+                     help="CA bundle to verify TLS with. Env: KFP_CI_CA_BUNDLE, SSL_CERT_FILE, REQUESTS_CA_BUNDLE."),
+        click.option("--insecure-skip-tls-verify", is_flag=True, default=None,
+                     help="Do not verify TLS certificates (warns)."),
+        click.option("--allow-insecure-http", is_flag=True, default=None,
+                     help="Allow sending credentials over plain http to a non-loopback host (warns)."),
+        click.option("--http-timeout", "timeout", type=float, metavar="SECONDS",
+                     help="Connect/read timeout of each HTTP request (default 30)."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+CONNECTION_FLAGS = (
+    "host", "namespace", "auth", "username", "password_stdin", "password_file", "token_file", "cookie_file",
+    "dex_connector", "ca_bundle", "insecure_skip_tls_verify", "allow_insecure_http", "timeout",
+)
+
+
+def settings_from(app: App, kwargs: dict[str, Any]) -> Settings:
+    """Pop the connection flags out of ``kwargs`` and build :class:`Settings` from them."""
+    flags = {name: kwargs.pop(name) for name in CONNECTION_FLAGS if name in kwargs}
+    if flags.pop("password_stdin", False):
+        if sys.stdin is None or sys.stdin.isatty():
+            raise UsageError("--password-stdin: pipe the password in (e.g. printenv KFP_PASSWORD | kfp-ci ...)")
+        password = sys.stdin.readline().rstrip("\r\n")
+        if not password:
+            raise UsageError("--password-stdin: standard input was empty")
+        register(password)
+        flags["password"] = password
+    return app.settings(**flags)
+
+
+def pass_app(func: F) -> F:
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        return func(click.get_current_context().ensure_object(App), *args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _param_pairs(_ctx: click.Context, _param: click.Parameter, values: Sequence[str]) -> tuple[tuple[str, str], ...]:
+    pairs = []
+    for value in values:
+        key, sep, val = value.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{value!r} is not KEY=VALUE")
+        pairs.append((key.strip(), val))
+    return tuple(pairs)
+
+
+@click.group(cls=_Group, context_settings=CONTEXT_SETTINGS)
+@click.version_option(__version__, "-V", "--version", prog_name="kfp-ci", message="%(prog)s %(version)s")
+@click.option("-v", "--verbose", is_flag=True, help="Show tracebacks and debug output.")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="pyproject.toml to read [tool.kfp-ci] from (default: nearest one above the current directory).")
+@click.pass_context
+def main(ctx: click.Context, verbose: bool, config_file: Path | None) -> None:
+    """CI/CD/CT for Kubeflow Pipelines: compile, log in, deploy versions, run, schedule and gate.
+
+    Settings come from flags, then environment variables (KFP_CI_*), then [tool.kfp-ci] in pyproject.toml.
+    Exit codes: 0 ok, 1 failed (compile, run, gate), 2 usage or config error, 3 auth, 4 server or network,
+    5 timeout.
+    """
+    ctx.obj = App(verbose=verbose, config_file=config_file)
+
+
+# --------------------------------------------------------------------------------------------- compile
+@main.command("compile", context_settings=CONTEXT_SETTINGS)
+@click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
+@click.option("--function", "function", metavar="NAME", help="Compile only the pipeline function NAME.")
+@click.option("--out-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Write <pipeline-name>.yaml here (default: config output, else next to the source).")
+@click.option("--check", is_flag=True, help="Compile to a temp dir; exit 1 if a pipeline fails or a committed "
+              "compiled file is missing or stale. Touches nothing.")
+@click.option("--pipeline-parameters", metavar="JSON", help="JSON object overriding pipeline parameter defaults.")
+@click.option("--disable-execution-caching-by-default", is_flag=True, default=None,
+              help="Compile with caching off by default (env KFP_DISABLE_EXECUTION_CACHING_BY_DEFAULT).")
+@click.option("-j", "--jobs", type=click.IntRange(min=1), help="Source modules compiled in parallel "
+              "(default: CPU count).")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=120.0, show_default=True,
+              help="Seconds one source module may take.")
+@click.option("--no-cache", is_flag=True, help="Recompile even when nothing changed (.kfp-ci/cache/).")
+@click.option("--format", "fmt", type=click.Choice(["text", "github", "json"]), default=None,
+              help="Report format (default: github under GitHub Actions, else text).")
+@pass_app
+def compile_cmd(app: App, **kwargs: Any) -> None:
+    """Compile pipelines to YAML with the installed kfp SDK (2.x IR, or 1.8 Argo).
+
+    With no PATHS, compiles the pipelines declared in [tool.kfp-ci]; with PATHS (files or directories),
+    every module-level pipeline found in them. Exit 0 ok, 1 a pipeline failed or output is stale, 2 usage.
+    """
+    _dispatch("compile", "compile_command", app, settings=app.settings(), **kwargs)
+
+
+# ----------------------------------------------------------------------------------------------- login
+@main.command("login", context_settings=CONTEXT_SETTINGS)
+@connection_options
+@click.option("--save", is_flag=True, help="Cache the session (0600, user cache dir, keyed by host) for later "
+              "commands.")
+@click.option("--print-cookie", is_flag=True, help="Print the session cookie header for other tools "
+              "(masked first under GitHub Actions).")
+@click.option("--debug-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Save pages the login flow did not understand here (secrets removed).")
+@pass_app
+def login_cmd(app: App, **kwargs: Any) -> None:
+    """Log in to KFP (Dex, token, cookie) and prove it with an authenticated call.
+
+    Prints who is logged in and, when multi-user, the namespaces.
+    """
+    settings = settings_from(app, kwargs)
+    _dispatch("auth", "login_command", app, settings=settings, **kwargs)
+
+
+# ---------------------------------------------------------------------------------------------- deploy
+def deploy_options(func: F) -> F:
+    options = [
+        click.option("--experiment", "-e", metavar="NAME", help="Experiment for runs and recurring runs "
+                     "(get-or-create; default from config, else 'Default')."),
+        click.option("--version-name", metavar="TEMPLATE", help="Version name template: {sha}, {short_sha}, "
+                     "{ref}, {date}, {n}. Default {short_sha} (with -dirty on a dirty tree)."),
+        click.option("--param", "params", multiple=True, metavar="KEY=VALUE", callback=_param_pairs,
+                     help="Run parameter, typed by the pipeline's inputs (repeatable)."),
+        click.option("--run", "run_once", is_flag=True, help="Start a run of the deployed version."),
+        click.option("--wait", is_flag=True, help="Wait for the run to finish; exit 0 only if it SUCCEEDED."),
+        click.option("--timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
+                     help="Give up waiting after SECONDS (exit 5)."),
+        click.option("--terminate-on-timeout", is_flag=True, help="Terminate the run when --timeout expires."),
+        click.option("--schedule", metavar="CRON", help="Keep one recurring run on this cron (5 or 6 fields, UTC)."),
+        click.option("--every", metavar="DURATION", help="Keep one recurring run every DURATION (30m, 6h, 1d)."),
+        click.option("--latest", is_flag=True, help="Recurring run always uses the newest version (KFP >= 2.5)."),
+        click.option("--keep-old", is_flag=True, help="Keep the replaced recurring run, disabled."),
+        click.option("--require", multiple=True, metavar="EXPR", help="Gate: metric requirement, e.g. 'r2>=0.8' "
+                     "(needs --run --wait; repeatable)."),
+        click.option("--baseline", metavar="last-success|RUN_ID", help="Gate: compare metrics with this run."),
+        click.option("--max-regression", multiple=True, metavar="METRIC=DELTA",
+                     help="Gate: allowed drop against the baseline (repeatable)."),
+        click.option("--dry-run", is_flag=True, help="Print the plan and change nothing."),
+        click.option("-o", "--output", "output", type=click.Choice(["text", "json"]), default="text",
+                     show_default=True, help="Summary format."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+@main.command("deploy", context_settings=CONTEXT_SETTINGS)
+@click.argument("pipelines", nargs=-1)
+@connection_options
+@deploy_options
+@pass_app
+def deploy_cmd(app: App, **kwargs: Any) -> None:
+    """Upload a new pipeline version; optionally run it once or keep one recurring run on it.
+
+    PIPELINES: names from [tool.kfp-ci], compiled YAML files, or sources file.py[:function]
+    (compiled first). Default: every pipeline in [tool.kfp-ci].
+    """
+    settings = settings_from(app, kwargs)
+    _dispatch("deploy", "deploy_command", app, settings=settings, **kwargs)
+
+
+@main.command("run", context_settings=CONTEXT_SETTINGS)
+@click.argument("pipeline")
+@connection_options
+@click.option("--version", "version", default="latest", show_default=True, metavar="latest|NAME",
+              help="Version to run.")
+@click.option("--experiment", "-e", metavar="NAME", help="Experiment (get-or-create).")
+@click.option("--run-name", metavar="NAME", help="Display name of the run.")
+@click.option("--param", "params", multiple=True, metavar="KEY=VALUE", callback=_param_pairs,
+              help="Run parameter (repeatable).")
+@click.option("--wait", is_flag=True, help="Wait for the run; exit 0 only if it SUCCEEDED.")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
+              help="Give up waiting after SECONDS (exit 5).")
+@click.option("--terminate-on-timeout", is_flag=True, help="Terminate the run when --timeout expires.")
+@click.option("-o", "--output", "output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@pass_app
+def run_cmd(app: App, **kwargs: Any) -> None:
+    """Run a deployed version of PIPELINE (a name from the server or [tool.kfp-ci])."""
+    settings = settings_from(app, kwargs)
+    _dispatch("deploy", "run_command", app, settings=settings, **kwargs)
+
+
+@main.command("schedule", context_settings=CONTEXT_SETTINGS)
+@click.argument("pipeline")
+@connection_options
+@click.option("--schedule", "cron", metavar="CRON", help="Cron (5 or 6 fields, UTC).")
+@click.option("--every", metavar="DURATION", help="Interval (30m, 6h, 1d).")
+@click.option("--latest", is_flag=True, help="Always run the newest version (KFP >= 2.5).")
+@click.option("--version", "version", default="latest", show_default=True, metavar="latest|NAME",
+              help="Version to pin (ignored with --latest).")
+@click.option("--experiment", "-e", metavar="NAME", help="Experiment (get-or-create).")
+@click.option("--param", "params", multiple=True, metavar="KEY=VALUE", callback=_param_pairs,
+              help="Run parameter (repeatable).")
+@click.option("--keep-old", is_flag=True, help="Keep the replaced recurring run, disabled.")
+@click.option("--dry-run", is_flag=True, help="Print the plan and change nothing.")
+@click.option("-o", "--output", "output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@pass_app
+def schedule_cmd(app: App, **kwargs: Any) -> None:
+    """Keep exactly one enabled recurring run of PIPELINE (swap without gap or overlap)."""
+    settings = settings_from(app, kwargs)
+    _dispatch("deploy", "schedule_command", app, settings=settings, **kwargs)
+
+
+@main.command("wait", context_settings=CONTEXT_SETTINGS)
+@click.argument("run_id")
+@connection_options
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
+              help="Give up after SECONDS (exit 5).")
+@click.option("--terminate-on-timeout", is_flag=True, help="Terminate the run when --timeout expires.")
+@click.option("-o", "--output", "output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@pass_app
+def wait_cmd(app: App, **kwargs: Any) -> None:
+    """Wait for RUN_ID to finish; exit 0 only if it SUCCEEDED."""
+    settings = settings_from(app, kwargs)
+    _dispatch("deploy", "wait_command", app, settings=settings, **kwargs)
+
+
+@main.command("status", context_settings=CONTEXT_SETTINGS)
+@click.argument("run_id", required=False)
+@connection_options
+@click.option("--pipeline", metavar="NAME", help="Only runs of this pipeline.")
+@click.option("--experiment", "-e", metavar="NAME", help="Only runs in this experiment.")
+@click.option("--limit", type=click.IntRange(min=1), default=10, show_default=True, help="How many runs.")
+@click.option("-o", "--output", "output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@pass_app
+def status_cmd(app: App, **kwargs: Any) -> None:
+    """Show one run, or a table of recent runs."""
+    settings = settings_from(app, kwargs)
+    _dispatch("deploy", "status_command", app, settings=settings, **kwargs)
+
+
+@main.command("gate", context_settings=CONTEXT_SETTINGS)
+@click.argument("run_id")
+@connection_options
+@click.option("--pipeline", metavar="NAME", help="Use this pipeline's requirements from [tool.kfp-ci].")
+@click.option("--require", multiple=True, metavar="EXPR", help="Metric requirement, e.g. 'r2>=0.8' (repeatable).")
+@click.option("--baseline", metavar="last-success|RUN_ID", help="Compare with this run.")
+@click.option("--max-regression", multiple=True, metavar="METRIC=DELTA",
+              help="Allowed drop against the baseline (repeatable).")
+@click.option("-o", "--output", "output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@pass_app
+def gate_cmd(app: App, **kwargs: Any) -> None:
+    """Check a finished run's metrics against requirements and a baseline; exit 1 if the model got worse."""
+    settings = settings_from(app, kwargs)
+    _dispatch("gate", "gate_command", app, settings=settings, **kwargs)
+
+
+# ---------------------------------------------------------------------------------------- serve, demo
+@main.command("serve", context_settings=CONTEXT_SETTINGS)
+@click.option("--host", "bind_host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8888, show_default=True, help="Port (0: any free).")
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=Path(".kfp-ci/local"),
+              show_default=True, help="SQLite database, packages, run logs and outputs.")
+@click.option("--compat", type=click.Choice(["2.17", "2.5", "1.8"]), default="2.17", show_default=True,
+              help="KFP backend generation to behave like.")
+@click.option("--multi-user", is_flag=True, help="Require namespaces; users only touch their profiles.")
+@click.option("--auth", "auth_mode", type=click.Choice(["none", "token", "dex"]), default="none",
+              show_default=True, help="Login emulation.")
+@click.option("--dex-shape", type=click.Choice(["oauth2-proxy", "authservice"]), default="oauth2-proxy",
+              show_default=True, help="With --auth dex: Kubeflow >= 1.9 (oauth2-proxy) or 1.0-1.8 (authservice).")
+@click.option("--kubeflow", "kubeflow_version", metavar="VERSION", default="1.9.1", show_default=True,
+              help="Kubeflow release to imitate (1.9.0 adds Dex's Grant Access page).")
+@click.option("--dex-url-shape", type=click.Choice(["new", "old"]), default="new", show_default=True,
+              help="authservice only: /dex/auth/local/login?back=&state= (new) or /dex/auth/local?req= (old).")
+@click.option("--connectors", default="local", show_default=True, metavar="LIST",
+              help="Dex connectors offered, comma-separated (local, ldap).")
+@click.option("--users-file", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="Users (email:password per line). Default user@example.com / 12341234.")
+@click.option("--tokens-file", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="With --auth token: accepted bearer tokens, one per line (optionally token:user).")
+@click.option("--session-ttl", type=click.FloatRange(min=0, min_open=True), default=86400.0, show_default=True,
+              help="Seconds a login session lasts.")
+@click.option("--no-execute", is_flag=True, help="Do not execute runs: mark them SUCCEEDED after --run-delay.")
+@click.option("--run-delay", type=click.FloatRange(min=0), default=0.5, show_default=True,
+              help="With --no-execute: seconds before a run succeeds.")
+@click.option("--faults", is_flag=True, help="Enable the fault-injection control endpoint (tests).")
+@pass_app
+def serve_cmd(app: App, **kwargs: Any) -> None:
+    """Run the embedded KFP-compatible server (API under / and /pipeline, a page at /)."""
+    _dispatch("local", "serve_command", app, **kwargs)
+
+
+@main.command("demo", context_settings=CONTEXT_SETTINGS)
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=Path(".kfp-ci/demo"),
+              show_default=True, help="Where the demo server keeps its data.")
+@click.option("--port", type=click.IntRange(0, 65535), default=0, show_default=True, help="Port (0: any free).")
+@click.option("--keep-serving", is_flag=True, help="Keep the server up at the end, until Ctrl-C.")
+@pass_app
+def demo_cmd(app: App, **kwargs: Any) -> None:
+    """Run the whole CI flow on the examples against an embedded server with Dex login."""
+    _dispatch("demo", "demo_command", app, **kwargs)
+
+
+def run() -> None:  # pragma: no cover - console script indirection
+    main()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
