@@ -96,6 +96,8 @@ _PIPELINE_KEYS = {
     "max-regression": "max_regression",
     "baseline": "baseline",
 }
+_TYPE_NAMES = {str: "a string", int: "a number", float: "a number", bool: "true or false", list: "a list",
+               dict: "a table"}
 _BOOL_TRUE = {"1", "true", "yes", "on"}
 _BOOL_FALSE = {"0", "false", "no", "off", ""}
 
@@ -201,8 +203,8 @@ def _read_table(path: Path) -> dict[str, Any]:
 def _expect(value: Any, kind: type | tuple[type, ...], key: str, path: Path) -> Any:
     kinds = kind if isinstance(kind, tuple) else (kind,)
     if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
-        names = " or ".join(k.__name__ for k in kinds)
-        raise ConfigError(f"{path}: [tool.kfp-ci] key '{key}' must be a {names}, got {value!r}")
+        names = " or ".join(dict.fromkeys(_TYPE_NAMES.get(k, k.__name__) for k in kinds))
+        raise ConfigError(f"{path}: [tool.kfp-ci] key '{key}' must be {names}, got {value!r}")
     return value
 
 
