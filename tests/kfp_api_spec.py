@@ -228,7 +228,7 @@ def _template_regex(template: str) -> re.Pattern[str]:
     return re.compile(pattern)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _load(name: str) -> dict[str, Any]:
     with open(spec_dir() / f"{name}.swagger.json", encoding="utf-8") as fh:
         data: dict[str, Any] = json.load(fh)

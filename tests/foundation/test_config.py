@@ -88,10 +88,13 @@ def test_unknown_pipeline_key_names_key_and_file(tmp_path: Path) -> None:
     ("body", "message"),
     [
         ('[[tool.kfp-ci.pipelines]]\nname = "x"\n', "pipelines[0] needs a 'source'"),
-        ('[[tool.kfp-ci.pipelines]]\nsource = "a.py"\nschedule = "x"\nevery = "1h"\n', "sets both 'schedule' and 'every'"),
+        ('[[tool.kfp-ci.pipelines]]\nsource = "a.py"\nschedule = "x"\nevery = "1h"\n',
+         "sets both 'schedule' and 'every'"),
         ('timeout = "long"\n', "key 'timeout' must be a number, got 'long'"),
-        ('[[tool.kfp-ci.pipelines]]\nsource = "a.py"\nlatest = "yes"\n', "key 'pipelines[0].latest' must be true or false"),
-        ('[[tool.kfp-ci.pipelines]]\nsource = "a.py"\nname = "x"\n[[tool.kfp-ci.pipelines]]\nsource = "b.py"\nname = "x"\n',
+        ('[[tool.kfp-ci.pipelines]]\nsource = "a.py"\nlatest = "yes"\n',
+         "key 'pipelines[0].latest' must be true or false"),
+        ('[[tool.kfp-ci.pipelines]]\nsource = "a.py"\nname = "x"\n'
+         '[[tool.kfp-ci.pipelines]]\nsource = "b.py"\nname = "x"\n',
          "declares pipeline name(s) twice: x"),
         ("host = [", "invalid TOML"),
     ],
