@@ -1,0 +1,179 @@
+"""What a deploy tells its user: a human summary, JSON, GitHub step outputs and a Markdown job summary."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+from kfp_ci import _console, github
+
+__all__ = ["DeployResult", "emit", "mermaid_dag", "run_url"]
+
+
+@dataclass
+class DeployResult:
+    """The outcome of deploying one pipeline (or, with ``dry_run``, what would happen)."""
+
+    pipeline: str
+    namespace: str | None = None
+    host: str | None = None
+    pipeline_id: str | None = None
+    pipeline_action: str = "found"
+    """found | created | would create"""
+    version_name: str | None = None
+    version_id: str | None = None
+    version_action: str = "unchanged"
+    """uploaded | unchanged | would upload"""
+    content_hash: str | None = None
+    experiment: str | None = None
+    experiment_id: str | None = None
+    run_id: str | None = None
+    run_url: str | None = None
+    run_state: str | None = None
+    run_duration: float | None = None
+    run_error: str | None = None
+    recurring_run_id: str | None = None
+    recurring_action: str | None = None
+    """created | unchanged | swapped | superseded | would create | would swap"""
+    schedule: str | None = None
+    next_fire: list[str] = field(default_factory=list)
+    plan: list[str] = field(default_factory=list)
+    dry_run: bool = False
+    dag: dict[str, list[str]] = field(default_factory=dict, repr=False)
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data.pop("dag")
+        return data
+
+    def outputs(self) -> dict[str, str | None]:
+        return {
+            "pipeline-id": self.pipeline_id,
+            "version-id": self.version_id,
+            "version-name": self.version_name,
+            "run-id": self.run_id,
+            "run-url": self.run_url,
+            "run-state": self.run_state,
+            "recurring-run-id": self.recurring_run_id,
+        }
+
+
+def run_url(host: str, run_id: str) -> str:
+    """The KFP UI page of a run: ``<host>/#/runs/details/<id>`` (host keeps its ``/pipeline`` prefix)."""
+    return f"{host.rstrip('/')}/#/runs/details/{run_id}"
+
+
+def dag_of(spec: Mapping[str, Any]) -> dict[str, list[str]]:
+    """Top-level tasks of a compiled pipeline and the tasks each one depends on."""
+    tasks = ((spec.get("root") or {}).get("dag") or {}).get("tasks") or {}
+    dag: dict[str, list[str]] = {}
+    for name, task in tasks.items():
+        deps = list((task or {}).get("dependentTasks") or [])
+        inputs = ((task or {}).get("inputs") or {})
+        for kind in ("parameters", "artifacts"):
+            for value in (inputs.get(kind) or {}).values():
+                producer = ((value or {}).get("taskOutputParameter") or (value or {}).get("taskOutputArtifact") or {})
+                upstream = producer.get("producerTask")
+                if upstream and upstream not in deps:
+                    deps.append(upstream)
+        dag[name] = sorted(d for d in deps if d in tasks)
+    return dag
+
+
+def _node(name: str) -> str:
+    return "t_" + re.sub(r"[^A-Za-z0-9_]", "_", name)
+
+
+def mermaid_dag(dag: Mapping[str, Sequence[str]]) -> str:
+    """A Mermaid flowchart of the pipeline's tasks (empty string when there are none)."""
+    if not dag:
+        return ""
+    lines = ["```mermaid", "graph TD"]
+    for name in dag:
+        label = name.replace('"', "'")
+        lines.append(f'  {_node(name)}["{label}"]')
+    for name, deps in dag.items():
+        for dep in deps:
+            lines.append(f"  {_node(dep)} --> {_node(name)}")
+    lines.append("```")
+    return "\n".join(lines)
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    minutes, secs = divmod(round(seconds), 60)
+    return f"{minutes}m{secs:02d}s" if minutes else f"{seconds:.1f}s"
+
+
+def _rows(result: DeployResult) -> list[tuple[str, str]]:
+    pid = f", {result.pipeline_id}" if result.pipeline_id else ""
+    rows = [("pipeline", f"{result.pipeline} ({result.pipeline_action}{pid})")]
+    if result.namespace:
+        rows.append(("namespace", result.namespace))
+    rows.append(("version", f"{result.version_name} ({result.version_action}"
+                 f"{', ' + result.version_id if result.version_id else ''})"))
+    if result.experiment:
+        rows.append(("experiment", result.experiment))
+    if result.run_id or (result.dry_run and result.run_state):
+        rows.append(("run", f"{result.run_id or '-'}" + (f"  {result.run_url}" if result.run_url else "")))
+        rows.append(("state", (result.run_state or "-") + (f" ({result.run_error})" if result.run_error else "")))
+        rows.append(("duration", _duration(result.run_duration)))
+    if result.recurring_action:
+        what = f"{result.recurring_run_id or '-'} ({result.recurring_action}; {result.schedule})"
+        rows.append(("recurring run", what))
+    if result.next_fire:
+        rows.append(("next fire (UTC)", ", ".join(result.next_fire)))
+    return rows
+
+
+def human(result: DeployResult) -> str:
+    rows = _rows(result)
+    width = max(len(k) for k, _ in rows)
+    head = "plan (dry run, nothing changed):" if result.dry_run else ""
+    lines = [head] if head else []
+    if result.dry_run:
+        lines.extend(f"  - {step}" for step in result.plan)
+    lines.extend(f"{k.ljust(width)}  {v}" for k, v in rows)
+    return "\n".join(lines)
+
+
+def markdown(results: Sequence[DeployResult]) -> str:
+    parts = ["### kfp-ci deploy" + (" (dry run)" if any(r.dry_run for r in results) else "")]
+    for result in results:
+        parts.append("")
+        parts.append("| | |")
+        parts.append("|---|---|")
+        for key, value in _rows(result):
+            if key == "run" and result.run_url and result.run_id:
+                value = f"[{result.run_id}]({result.run_url})"
+            parts.append(f"| {key} | {value.replace('|', '/')} |")
+        graph = mermaid_dag(result.dag)
+        if graph:
+            parts.append("")
+            parts.append(f"<details><summary>{result.pipeline} DAG</summary>\n\n{graph}\n\n</details>")
+    return "\n".join(parts)
+
+
+def emit(results: Sequence[DeployResult], output: str) -> None:
+    """Print the results in the chosen format and write GitHub outputs and job summary when there."""
+    if output == "json":
+        data: Any = [r.to_json() for r in results]
+        _console.out(json.dumps(data[0] if len(data) == 1 else data, indent=2, default=str))
+    else:
+        for index, result in enumerate(results):
+            if index:
+                _console.out("")
+            _console.out(human(result))
+    if results:
+        # Step outputs describe the last pipeline deployed (one pipeline per step is the usual shape).
+        github.set_outputs(results[-1].outputs())
+        github.append_summary(markdown(results))
+
+
+def iso(when: datetime) -> str:
+    return when.strftime("%Y-%m-%d %H:%M:%S")

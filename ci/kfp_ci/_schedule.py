@@ -1,0 +1,214 @@
+"""Keep exactly one enabled kfp-ci-owned recurring run per pipeline (continuous training).
+
+A recurring run is *owned* when its description carries the marker ``kfp-ci:pipeline=<pipeline id>``; it also
+records a fingerprint of what it runs (version or "latest", trigger, parameters, experiment), so a deploy that
+asks for what is already running changes nothing.
+
+KFP cannot update a recurring run, so a change is a swap with neither gap nor overlap:
+
+1. create the new one **disabled**;
+2. disable the old enabled one(s);
+3. enable the new one;
+4. delete the old one(s) (``keep_old`` keeps them, disabled).
+
+Convergence: any interruption leaves a state the next deploy repairs (a newest matching disabled run is
+reused; stale ones are disabled and deleted). Concurrency: the newest owned run (by creation time, then id)
+wins. A deploy that finds a newer owned run than its own, before or after enabling, steps back (disables and
+deletes its own); the winner disables every other enabled one after enabling itself. Whatever the
+interleaving, the last deploy to finish leaves one enabled recurring run and nobody fails.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from kfp_ci._cron import Schedule
+from kfp_ci.errors import NotFound
+
+__all__ = ["Owned", "RecurringApi", "ScheduleOutcome", "ensure_recurring_run", "fingerprint"]
+
+_MARKER_RE = re.compile(r"kfp-ci:pipeline=(?P<pid>[^\s;]+)(?:;\s*spec=(?P<spec>[0-9a-f]+))?")
+
+
+@dataclass(frozen=True)
+class Owned:
+    """A recurring run as this module sees it."""
+
+    id: str
+    name: str
+    enabled: bool
+    created: str
+    """Sortable creation stamp (RFC 3339)."""
+    pipeline_id: str | None
+    spec: str | None
+
+    @property
+    def order(self) -> tuple[str, str]:
+        return (self.created, self.id)
+
+
+class RecurringApi(Protocol):
+    """What the swap needs from the server (implemented over :class:`kfp_ci.client.Client`)."""
+
+    def list_owned(self, pipeline_id: str) -> list[Owned]: ...
+
+    def create(self, *, name: str, description: str, enabled: bool) -> Owned: ...
+
+    def enable(self, recurring_run_id: str) -> None: ...
+
+    def disable(self, recurring_run_id: str) -> None: ...
+
+    def delete(self, recurring_run_id: str) -> None: ...
+
+
+@dataclass
+class ScheduleOutcome:
+    action: str
+    """unchanged | created | swapped | superseded | would create | would swap"""
+    recurring_run_id: str | None
+    steps: list[str] = field(default_factory=list)
+
+
+def fingerprint(
+    *,
+    pipeline_id: str,
+    version_id: str | None,
+    schedule: Schedule,
+    parameters: Mapping[str, Any],
+    experiment_id: str | None,
+) -> str:
+    """A short hash of everything a recurring run does; equal fingerprints mean nothing to change."""
+    body = json.dumps(
+        {"p": pipeline_id, "v": version_id or "latest", "t": schedule.trigger(), "params": dict(parameters),
+         "e": experiment_id},
+        sort_keys=True, default=str,
+    )
+    return hashlib.sha256(body.encode()).hexdigest()[:16]
+
+
+def marker(pipeline_id: str, spec: str) -> str:
+    return f"kfp-ci:pipeline={pipeline_id}; spec={spec}"
+
+
+def parse_marker(description: str | None) -> tuple[str | None, str | None]:
+    match = _MARKER_RE.search(description or "")
+    if not match:
+        return None, None
+    return match.group("pid"), match.group("spec")
+
+
+def _quiet(action: Callable[[str], None], recurring_run_id: str) -> None:
+    """Disable/delete tolerating a concurrent deploy that already removed the run."""
+    try:
+        action(recurring_run_id)
+    except NotFound:
+        pass
+
+
+def ensure_recurring_run(
+    api: RecurringApi,
+    *,
+    pipeline_id: str,
+    name: str,
+    description: str,
+    spec: str,
+    keep_old: bool = False,
+    dry_run: bool = False,
+    log: Callable[[str], None] = lambda _line: None,
+) -> ScheduleOutcome:
+    """Converge to one enabled owned recurring run whose fingerprint is ``spec``."""
+    owned = sorted(api.list_owned(pipeline_id), key=lambda r: r.order)
+    enabled = [r for r in owned if r.enabled]
+    newest = owned[-1] if owned else None
+    if newest is not None and newest.spec == spec and newest.enabled and len(enabled) == 1:
+        stale = [] if keep_old else [r for r in owned if r.id != newest.id]
+        steps = [f"keep recurring run {newest.id} (unchanged)"] + [f"delete stale disabled {r.id}" for r in stale]
+        if not dry_run:
+            for run in stale:
+                _quiet(api.delete, run.id)
+        return ScheduleOutcome("unchanged", newest.id, steps)
+    if dry_run:
+        verb = "would swap" if enabled else "would create"
+        plan = ["create the recurring run disabled"]
+        plan += [f"disable {r.id}" for r in enabled] + ["enable the new recurring run"]
+        if not keep_old:
+            plan += [f"delete {r.id}" for r in owned]
+        return ScheduleOutcome(verb, None, plan)
+    steps: list[str] = []
+    if newest is not None and newest.spec == spec and not newest.enabled:
+        mine = newest  # left by an interrupted deploy: finish its swap
+        steps.append(f"reuse disabled recurring run {mine.id} left by an interrupted deploy")
+    else:
+        mine = api.create(name=name, description=f"{description}\n{marker(pipeline_id, spec)}", enabled=False)
+        steps.append(f"created recurring run {mine.id} (disabled)")
+        log(f"created recurring run {mine.id} (disabled)")
+    return _swap(api, mine, pipeline_id=pipeline_id, keep_old=keep_old, had_enabled=bool(enabled), steps=steps,
+                 log=log)
+
+
+def _newer(owned: Sequence[Owned], mine: Owned) -> list[Owned]:
+    return [r for r in owned if r.id != mine.id and r.order > mine.order]
+
+
+def _swap(
+    api: RecurringApi,
+    mine: Owned,
+    *,
+    pipeline_id: str,
+    keep_old: bool,
+    had_enabled: bool,
+    steps: list[str],
+    log: Callable[[str], None],
+) -> ScheduleOutcome:
+    owned = api.list_owned(pipeline_id)
+    newer = _newer(owned, mine)
+    if newer:
+        return _step_back(api, mine, newer, keep_old, steps, log)
+    for run in owned:
+        if run.id != mine.id and run.enabled:
+            _quiet(api.disable, run.id)
+            steps.append(f"disabled {run.id}")
+            log(f"disabled recurring run {run.id}")
+    try:
+        api.enable(mine.id)
+    except NotFound:  # a newer concurrent deploy already replaced (and deleted) ours
+        return _step_back(api, mine, _newer(api.list_owned(pipeline_id), mine), True, steps, log)
+    steps.append(f"enabled {mine.id}")
+    log(f"enabled recurring run {mine.id}")
+    owned = api.list_owned(pipeline_id)
+    newer = _newer(owned, mine)
+    if newer:
+        _quiet(api.disable, mine.id)
+        return _step_back(api, mine, newer, keep_old, steps, log)
+    for run in owned:
+        if run.id != mine.id and run.enabled:  # enabled by a concurrent, older deploy after our first look
+            _quiet(api.disable, run.id)
+            steps.append(f"disabled {run.id}")
+        if run.id != mine.id and not keep_old and run.order < mine.order:
+            _quiet(api.delete, run.id)
+            steps.append(f"deleted {run.id}")
+            log(f"deleted recurring run {run.id}")
+    return ScheduleOutcome("swapped" if had_enabled else "created", mine.id, steps)
+
+
+def _step_back(
+    api: RecurringApi,
+    mine: Owned,
+    newer: Sequence[Owned],
+    keep_old: bool,
+    steps: list[str],
+    log: Callable[[str], None],
+) -> ScheduleOutcome:
+    winner = max(newer, key=lambda r: r.order) if newer else None
+    if winner is None:
+        return ScheduleOutcome("superseded", None, steps)
+    if not keep_old:
+        _quiet(api.delete, mine.id)
+    steps.append(f"a concurrent deploy created {winner.id}; stepped back")
+    log(f"a concurrent deploy owns the schedule now ({winner.id}); leaving it to that deploy")
+    return ScheduleOutcome("superseded", winner.id, steps)
