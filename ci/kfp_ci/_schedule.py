@@ -127,11 +127,11 @@ def ensure_recurring_run(
     newest = owned[-1] if owned else None
     if newest is not None and newest.spec == spec and newest.enabled and len(enabled) == 1:
         stale = [] if keep_old else [r for r in owned if r.id != newest.id]
-        steps = [f"keep recurring run {newest.id} (unchanged)"] + [f"delete stale disabled {r.id}" for r in stale]
+        kept = [f"keep recurring run {newest.id} (unchanged)"] + [f"delete stale disabled {r.id}" for r in stale]
         if not dry_run:
             for run in stale:
                 _quiet(api.delete, run.id)
-        return ScheduleOutcome("unchanged", newest.id, steps)
+        return ScheduleOutcome("unchanged", newest.id, kept)
     if dry_run:
         verb = "would swap" if enabled else "would create"
         plan = ["create the recurring run disabled"]
