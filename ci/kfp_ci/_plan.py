@@ -1,0 +1,172 @@
+"""Deploy one compiled pipeline: look (read-only) to build a plan, then apply it.
+
+The plan is computed with GET requests only, so ``--dry-run`` prints it and changes nothing. Applying
+re-checks what it creates: another deploy may have created the pipeline or the version in between (a
+409 is then resolved by looking again, never by overwriting).
+
+First version of a new pipeline: KFP's ``/pipelines/upload`` names the first version after the pipeline.
+kfp-ci creates the pipeline empty (``POST /apis/v2beta1/pipelines``, no version) and uploads the version
+under its configured name; where that endpoint is missing (v1beta1 servers) it uploads, uploads the real
+version, then deletes the forced one, so the pipeline ends with exactly the configured versions.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kfp_ci._api import Api, Version
+from kfp_ci._report import DeployResult
+from kfp_ci._versioning import hash_from_description
+from kfp_ci.errors import Conflict, NotFound
+
+__all__ = ["Target", "apply", "assess"]
+
+
+@dataclass
+class Target:
+    """One pipeline to deploy, everything decided before talking to the server."""
+
+    name: str
+    package: Path
+    spec: dict[str, Any]
+    content_hash: str
+    version_name: str
+    version_description: str
+    pipeline_description: str | None = None
+    experiment: str | None = None
+    parameters: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Assessment:
+    target: Target
+    pipeline_id: str | None = None
+    version: Version | None = None
+    steps: list[str] = field(default_factory=list)
+
+
+def _conflict(target: Target, found: Version) -> Conflict:
+    recorded = hash_from_description(found.description)
+    why = "a different package" if recorded else "a version kfp-ci did not upload"
+    return Conflict(
+        409,
+        f"pipeline '{target.name}' already has version '{target.version_name}' with {why}; "
+        "refusing to overwrite it",
+        hint="commit your change (or pass --version-name) to deploy under a new version name",
+    )
+
+
+def _check_existing(target: Target, found: Version) -> Version:
+    if hash_from_description(found.description) != target.content_hash:
+        raise _conflict(target, found)
+    return found
+
+
+def assess(api: Api, target: Target, namespace: str | None) -> Assessment:
+    """Read-only: what would deploying ``target`` do?"""
+    result = Assessment(target)
+    pipeline = api.find_pipeline(target.name, namespace)
+    if pipeline is None:
+        result.steps.append(f"create pipeline '{target.name}'" + (f" in namespace {namespace}" if namespace else ""))
+        result.steps.append(f"upload version '{target.version_name}'")
+        return result
+    result.pipeline_id = pipeline.id
+    found = api.find_version(pipeline.id, target.version_name)
+    if found is not None:
+        result.version = _check_existing(target, found)
+        result.steps.append(f"version '{target.version_name}' is already deployed (unchanged)")
+    else:
+        result.steps.append(f"upload version '{target.version_name}' to pipeline '{target.name}'")
+    return result
+
+
+def apply(
+    api: Api,
+    found: Assessment,
+    namespace: str | None,
+    result: DeployResult,
+    *,
+    log: Callable[[str], None] = lambda _line: None,
+) -> Version:
+    """Make the pipeline and the version exist; fill ``result``. Returns the version."""
+    target = found.target
+    if found.version is not None:
+        result.pipeline_id = found.pipeline_id
+        result.version_id = found.version.id
+        result.version_action = "unchanged"
+        return found.version
+    pipeline_id = found.pipeline_id
+    if pipeline_id is None:
+        pipeline_id, version = _create_pipeline(api, target, namespace, result, log)
+        if version is not None:
+            result.pipeline_id = pipeline_id
+            result.version_id = version.id
+            return version
+    result.pipeline_id = pipeline_id
+    version = _upload_version(api, pipeline_id, target, result, log)
+    result.version_id = version.id
+    return version
+
+
+def _upload_version(api: Api, pipeline_id: str, target: Target, result: DeployResult,
+                    log: Callable[[str], None]) -> Version:
+    try:
+        version = api.upload_version(target.package, pipeline_id, target.version_name, target.version_description)
+    except Conflict:
+        # A concurrent deploy of the same name got there first: same package is fine, another is not.
+        existing = api.find_version(pipeline_id, target.version_name)
+        if existing is None:
+            raise
+        result.version_action = "unchanged"
+        return _check_existing(target, existing)
+    result.version_action = "uploaded"
+    log(f"uploaded version '{target.version_name}' of pipeline '{target.name}'")
+    return version
+
+
+def _create_pipeline(api: Api, target: Target, namespace: str | None, result: DeployResult,
+                     log: Callable[[str], None]) -> tuple[str, Version | None]:
+    try:
+        pipeline = api.create_empty_pipeline(target.name, target.pipeline_description, namespace)
+    except Conflict:  # created concurrently
+        existing = api.find_pipeline(target.name, namespace)
+        if existing is None:
+            raise
+        return existing.id, None
+    if pipeline is not None:
+        result.pipeline_action = "created"
+        log(f"created pipeline '{target.name}' ({pipeline.id})")
+        return pipeline.id, None
+    # No empty-create endpoint: upload (the forced first version is named after the pipeline), upload the
+    # real version, delete the forced one.
+    try:
+        created = api.upload_pipeline(target.package, target.name, target.pipeline_description, namespace)
+    except Conflict:
+        existing = api.find_pipeline(target.name, namespace)
+        if existing is None:
+            raise
+        return existing.id, None
+    result.pipeline_action = "created"
+    log(f"created pipeline '{target.name}' ({created.id})")
+    forced = None
+    for _attempt in range(3):
+        forced = api.find_version(created.id, target.name)
+        if forced is not None:
+            break
+        time.sleep(0.2)
+    if target.version_name == target.name:
+        if forced is None:
+            raise NotFound(404, f"pipeline '{target.name}' was created without its first version")
+        result.version_action = "uploaded"
+        return created.id, forced
+    version = _upload_version(api, created.id, target, result, log)
+    if forced is not None:
+        try:
+            api.delete_version(created.id, forced.id)
+        except NotFound:
+            pass
+    return created.id, version
