@@ -109,6 +109,7 @@ def load_target(
     now: datetime | None = None,
 ) -> Target:
     """Read a compiled package and decide everything about it offline (name, version, typed params)."""
+    cli_params = tuple(cli_params)
     data, spec = _read_package(package)
     pipeline_name = name or str((spec.get("pipelineInfo") or {}).get("name") or package.stem)
     digest = content_hash(data)
@@ -116,7 +117,7 @@ def load_target(
     if need_params:
         params = resolve_parameters(pipeline_inputs(spec), cli_params, parameters,
                                     pipeline=f"pipeline '{pipeline_name}'")
-    elif list(cli_params):
+    elif cli_params:
         raise UsageError("--param needs --run or a schedule (--schedule/--every)")
     info = git_info(git_path or package)
     return Target(
@@ -363,6 +364,7 @@ def deploy(
     experiment: str | None = None,
     version_name: str | None = None,
     params: Mapping[str, Any] | None = None,
+    cli_params: Sequence[tuple[str, str]] = (),
     run: bool = False,
     wait: bool = False,
     timeout: float | None = None,
@@ -375,14 +377,15 @@ def deploy(
 ) -> DeployResult:
     """Deploy a compiled pipeline with ``client`` (a :class:`kfp_ci.client.Client`).
 
-    Does not raise when the run fails: look at ``result.run_state``.
+    ``params`` are typed values (checked against the pipeline's inputs); ``cli_params`` are ``(name, text)``
+    pairs typed like ``--param``. Does not raise when the run fails: look at ``result.run_state``.
     """
     options = DeployOptions(experiment=experiment, version_name=version_name, run=run, wait=wait, timeout=timeout,
                             terminate_on_timeout=terminate_on_timeout, schedule=schedule, every=every,
                             latest=latest, keep_old=keep_old, dry_run=dry_run)
     sched = _schedule_of(options, None)
     target = load_target(Path(package), name=name, version_template=version_name, experiment=experiment,
-                         parameters=params, need_params=run or sched is not None)
+                         parameters=params, cli_params=cli_params, need_params=run or sched is not None)
     host = str(getattr(client, "host", "") or "")
     api = Api(client, namespace)
     return deploy_target(api, target, options, namespace=namespace, host=host, schedule=sched, latest=latest)

@@ -1,0 +1,119 @@
+"""``kfp-ci demo``: the whole CI flow on the examples, against an embedded server with Dex login.
+
+It runs the very commands a CI job runs, printing each one first: compile, login, deploy with
+``--run --wait``, the same deploy again (unchanged), a schedule, and status. It ends by saying where to
+look: the local server's page.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from kfp_ci import _console
+from kfp_ci.errors import KfpCiError, UsageError
+
+__all__ = ["demo_command", "find_examples"]
+
+DEMO_USER = "user@example.com"
+DEMO_PASSWORD = "12341234"  # noqa: S105 - the embedded server's documented demo account, not a secret
+
+
+def find_examples(root: Path | None = None) -> list[Path]:
+    """Example pipeline sources (``examples/*/pipeline.py`` or ``examples/*.py``), in a stable order."""
+    base = root or _examples_dir()
+    if base is None or not base.is_dir():
+        return []
+    found = sorted(base.glob("*/pipeline.py")) or sorted(p for p in base.glob("*.py") if not p.name.startswith("_"))
+    return found
+
+
+def _examples_dir() -> Path | None:
+    for candidate in (Path.cwd() / "examples", Path(__file__).resolve().parents[2] / "examples"):
+        if candidate.is_dir():
+            return candidate
+    return None
+
+
+@contextmanager
+def _env(**values: str) -> Iterator[None]:
+    old = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in old.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _kfp_ci(args: Sequence[str], *, allow: Sequence[int] = (0,)) -> int:
+    """Run one kfp-ci command in this process, exactly as a CI step would, showing it first."""
+    from kfp_ci.cli import main
+
+    _console.out("")
+    _console.out(f"$ kfp-ci {shlex.join(args)}")
+    try:
+        main(list(args), prog_name="kfp-ci", standalone_mode=False)
+        code = 0
+    except SystemExit as exc:
+        code = int(exc.code or 0) if not isinstance(exc.code, str) else 1
+    if code not in allow:
+        raise _StepFailed(f"demo step 'kfp-ci {args[0]}' failed with exit code {code}")
+    return code
+
+
+class _StepFailed(KfpCiError):
+    exit_code = 1
+
+
+def demo_command(app: Any, data_dir: Path, port: int = 0, keep_serving: bool = False) -> int:
+    try:
+        from kfp_ci.local import LocalServer, ServerOptions
+    except ImportError:
+        raise UsageError("kfp-ci demo needs the local extra: pip install 'kfp-ci[local,demo]'") from None
+    examples = find_examples()
+    if not examples:
+        raise UsageError("no examples found: run kfp-ci demo from the kfp-ci source tree (examples/)")
+    data_dir = Path(data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = data_dir / "compiled"
+    started = time.monotonic()
+    options = ServerOptions(data_dir=data_dir / "server", auth="dex", users={DEMO_USER: DEMO_PASSWORD})
+    _console.out("kfp-ci demo: an embedded KFP server with Dex login, and the CI flow on the examples")
+    with LocalServer(options, host="127.0.0.1", port=port) as server:
+        url = server.url
+        _console.out(f"server: {url}  (user {DEMO_USER})")
+        conn = ["--host", url, "--auth", "dex", "--username", DEMO_USER]
+        with _env(KFP_CI_PASSWORD=DEMO_PASSWORD, KFP_CI_CONFIG="", KFP_CI_HOST=url):
+            _kfp_ci(["compile", *[str(p) for p in examples], "--out-dir", str(out_dir)])
+            packages = sorted(out_dir.glob("*.yaml"))
+            if not packages:
+                raise _StepFailed(f"compile wrote no pipeline into {out_dir}")
+            _kfp_ci(["login", *conn])
+            names = [str(p) for p in packages]
+            _kfp_ci(["deploy", *names, *conn, "-e", "demo", "--run", "--wait", "--timeout", "600"])
+            _kfp_ci(["deploy", *names, *conn, "-e", "demo"])
+            first = packages[-1]
+            _kfp_ci(["deploy", str(first), *conn, "-e", "demo", "--schedule", "0 3 * * *"])
+            _kfp_ci(["status", *conn, "--limit", "5"])
+        elapsed = time.monotonic() - started
+        _console.out("")
+        _console.out(f"Done in {elapsed:.0f}s. Look at the runs, versions and the recurring run: {url}/")
+        if keep_serving:
+            _console.out("Serving until Ctrl-C.")
+            try:
+                while True:
+                    time.sleep(3600)
+            except KeyboardInterrupt:
+                pass
+    sys.stdout.flush()
+    return 0
