@@ -336,7 +336,7 @@ class Client:
         req = dialect.list_pipelines(namespace, page_params("", 10, "", dialect.name_filter("name", name)))
         body = self._get(req, f"find pipeline {name!r}")
         for raw in dialect.items("pipelines", body):
-            if raw.get("name") == name:
+            if (raw.get("name") or raw.get("display_name")) == name:
                 return dict(raw)
         return None
 
@@ -389,7 +389,7 @@ class Client:
         req = dialect.list_versions(pipeline_id, page_params("", 10, "", dialect.name_filter("name", name)))
         body = self._get(req, f"find version {name!r}")
         for raw in dialect.items("versions", body):
-            if raw.get("name") == name:
+            if (raw.get("name") or raw.get("display_name")) == name:
                 return dict(raw)
         return None
 

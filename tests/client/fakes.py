@@ -82,10 +82,11 @@ class SpecFake:
         fields: list[str] = []
         ctype = request.headers.get("content-type", "")
         if ctype.startswith("multipart/form-data"):
-            fields = re.findall(r'name="([^"]+)"', request.content.decode("utf-8", "replace"))
+            fields = re.findall(r'form-data; name="([^"]+)"', request.content.decode("utf-8", "replace"))
         elif request.content:
             body = json.loads(request.content)
-        op = self.spec.validate_request(request.method, path, query, body, form_fields=fields)
+        op = self.spec.validate_request(request.method, path, query, _protobuf_values(self.spec_name, body),
+                                        form_fields=fields)
         queue = self.answers.get((request.method, op.template))
         if not queue:
             return httpx.Response(200, json={})
@@ -94,7 +95,7 @@ class SpecFake:
             return answer(request)
         if isinstance(answer, httpx.Response):
             return answer
-        self.spec.validate_response(request.method, path, 200, answer)
+        self.spec.validate_response(request.method, path, 200, _protobuf_values(self.spec_name, answer))
         return httpx.Response(200, json=answer)
 
     def calls(self) -> list[str]:
@@ -105,3 +106,22 @@ def make_client(handler: Callable[[httpx.Request], httpx.Response], host: str = 
                 **kwargs: Any) -> Client:
     kwargs.setdefault("retry", RetryPolicy(attempts=4))
     return Client(host, transport=httpx.MockTransport(handler), **kwargs)
+
+
+def _protobuf_values(spec_name: str, body: Any) -> Any:
+    """The 2.5.0 swagger renders ``google.protobuf.Value`` (run parameters) as ``type: object``, a generator
+    artifact: the server takes any JSON value there, and kfp.Client sends numbers and strings. Check those values
+    are JSON values, then validate the rest with every ``runtime_config.parameters`` emptied."""
+    if spec_name != "v2beta1-2.5.0":
+        return body
+    if isinstance(body, list):
+        return [_protobuf_values(spec_name, item) for item in body]
+    if not isinstance(body, dict):
+        return body
+    out = {k: _protobuf_values(spec_name, v) for k, v in body.items()}
+    config = body.get("runtime_config")
+    if isinstance(config, dict) and isinstance(config.get("parameters"), dict):
+        for value in config["parameters"].values():
+            assert value is None or isinstance(value, (str, int, float, bool, list, dict))
+        out["runtime_config"] = {**config, "parameters": {}}
+    return out

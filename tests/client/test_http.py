@@ -282,7 +282,7 @@ def test_token_file_is_re_read_on_every_request(tmp_path: Path, monkeypatch: pyt
 
 
 def test_missing_token_file_names_the_path(tmp_path: Path) -> None:
-    with pytest.raises(AuthError, match="cannot read the token file .*nope"):
+    with pytest.raises(AuthError, match=r"cannot read the token file .*nope"):
         TokenFile(tmp_path / "nope")
 
 
