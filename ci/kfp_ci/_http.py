@@ -266,7 +266,9 @@ def api_error(response: httpx.Response, *, action: str = "") -> Exception:
     full = f"{prefix}{message}"
     lowered = message.lower()
     if status == 404:
-        return NotFound(status, full)
+        not_found = NotFound(status, full)
+        not_found.body = text[:2000]  # type: ignore[attr-defined]
+        return not_found
     if status == 409 or (status == 500 and "already exist" in lowered):
         return Conflict(status, full)
     if status == 403:

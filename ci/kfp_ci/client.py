@@ -193,7 +193,9 @@ class Client:
             if not is_html(retry) and retry.status_code < 500:
                 base, response = base + "/pipeline", retry
         api = "v2beta1"
-        if response.status_code == 404 and not is_html(response):
+        kfp1_ui = is_html(response) and response.status_code < 400 and not looks_like_login(response)
+        if (response.status_code == 404 and not is_html(response)) or kfp1_ui:
+            # KFP 1.x has no v2beta1 API: the API server answers 404, its UI server its own page.
             v1 = self._healthz(base, "v1beta1")
             if v1.status_code < 400 and not is_html(v1):
                 api, response = "v1beta1", v1
@@ -330,9 +332,12 @@ class Client:
         if by_name is not None:
             try:
                 found = self._get(by_name, f"find pipeline {name!r}")
-            except NotFound:
-                return None
-            return found if isinstance(found, Mapping) and found else None
+            except NotFound as exc:
+                if str(getattr(exc, "body", "")).lstrip().startswith("{"):
+                    return None  # the API's own "not found"
+                found = None  # no such route (an old or partial server): fall back to a filtered list
+            else:
+                return found if isinstance(found, Mapping) and found else None
         req = dialect.list_pipelines(namespace, page_params("", 10, "", dialect.name_filter("name", name)))
         body = self._get(req, f"find pipeline {name!r}")
         for raw in dialect.items("pipelines", body):

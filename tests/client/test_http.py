@@ -333,3 +333,28 @@ def test_insecure_skip_tls_verify_warns() -> None:
 def test_missing_ca_bundle_is_a_usage_error(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="CA bundle"):
         Client("https://kf.example.com", verify=str(tmp_path / "missing.pem"))
+
+
+def test_kfp1_behind_its_ui_server_is_v1beta1() -> None:
+    """The 1.x UI serves its page for unknown paths, v2beta1/healthz included."""
+    client = make_client(routes({
+        "/apis/v1beta1/healthz": lambda r: httpx.Response(200, json={"commit_sha": "x", "tag_name": "1.8.5",
+                                                                      "multi_user": False}),
+        "/": lambda r: html("<html><head><title>Kubeflow Pipelines</title></head><body></body></html>"),
+    }), host="http://ml-pipeline-ui.kubeflow")
+    assert client.server.api == "v1beta1"
+
+
+def test_get_pipeline_id_falls_back_to_a_filtered_list_without_the_names_route() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        path = request.url.path
+        if path.endswith("/healthz"):
+            return httpx.Response(200, json=HEALTHZ_217)
+        if "/pipelines/names/" in path:
+            return httpx.Response(404, text="404 page not found")
+        if path == "/apis/v2beta1/pipelines":
+            assert '"key":"name"' in request.url.params["filter"]
+            return httpx.Response(200, json={"pipelines": [{"pipeline_id": "p9", "display_name": "train"}]})
+        return httpx.Response(500)
+
+    assert make_client(handler).get_pipeline_id("train") == "p9"
