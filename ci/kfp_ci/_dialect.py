@@ -102,6 +102,11 @@ class Dialect:
                         display_name: str | None) -> Req:
         raise NotImplementedError
 
+    def create_pipeline(self, name: str, description: str | None, namespace: str | None,
+                        display_name: str | None) -> Req | None:
+        """An empty pipeline (no version); ``None`` when the API cannot (v1beta1 needs a package URL)."""
+        return None
+
     def upload_version(self, pipeline_id: str, name: str, description: str | None, display_name: str | None) -> Req:
         raise NotImplementedError
 
@@ -193,6 +198,17 @@ class V2Dialect(Dialect):
         if namespace:
             params["namespace"] = namespace
         return Req("POST", f"{self.prefix}/pipelines/upload", params)
+
+    def create_pipeline(self, name: str, description: str | None, namespace: str | None,
+                        display_name: str | None) -> Req | None:
+        body: dict[str, Any] = {"display_name": display_name or name}
+        if self.info.at_least(2, 14):
+            body["name"] = name
+        if description:
+            body["description"] = description
+        if namespace:
+            body["namespace"] = namespace
+        return Req("POST", f"{self.prefix}/pipelines", json=body)
 
     def upload_version(self, pipeline_id: str, name: str, description: str | None, display_name: str | None) -> Req:
         params: Params = {"name": name, "pipelineid": pipeline_id}

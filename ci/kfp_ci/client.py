@@ -57,6 +57,7 @@ from kfp_ci._models import (
 )
 from kfp_ci._retry import RetryPolicy
 from kfp_ci.errors import (
+    ApiError,
     Conflict,
     ConnectError,
     NotFound,
@@ -363,6 +364,19 @@ class Client:
         raw = self._call(req, idempotent=False, action=f"upload pipeline {name!r}",
                          files={"uploadfile": (filename, data, "application/octet-stream")},
                          recover=lambda: self._find_pipeline_raw(name, ns))
+        return Pipeline.from_json(raw)
+
+    def create_pipeline(self, pipeline_name: str, description: str | None = None, namespace: str | None = None,
+                        *, display_name: str | None = None) -> Pipeline:
+        """Create a pipeline with no version (KFP 2.x), so that its first version can get a chosen name."""
+        if not pipeline_name.strip():
+            raise UsageError("the pipeline name is empty")
+        ns = self._ns(namespace)
+        req = self.dialect.create_pipeline(pipeline_name, description, ns, display_name)
+        if req is None:
+            raise ApiError(501, f"creating an empty pipeline needs the v2beta1 API (server: {self.server.api})")
+        raw = self._call(req, idempotent=False, action=f"create pipeline {pipeline_name!r}",
+                         recover=lambda: self._find_pipeline_raw(pipeline_name, ns))
         return Pipeline.from_json(raw)
 
     def upload_pipeline_version(self, pipeline_package_path: str | os.PathLike[str], pipeline_version_name: str,

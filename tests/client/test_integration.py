@@ -118,6 +118,12 @@ def test_every_method_in_every_generation(connect: Any, compiled: Path, compat: 
     with pytest.raises(Conflict):
         client.upload_pipeline(compiled)
 
+    if compat != "1.8":
+        empty = client.create_pipeline("empty-first", description="no version yet")
+        first = client.upload_pipeline_version(compiled, "git-000", pipeline_id=empty.pipeline_id)
+        assert client.get_pipeline_id("empty-first") == empty.pipeline_id and first.name == "git-000"
+        assert [v.name for v in client.list_pipeline_versions(empty.pipeline_id)] == ["git-000"]
+
     v1 = client.upload_pipeline_version(compiled, "git-aaa", pipeline_id=pipeline.pipeline_id, description="a")
     v2 = client.upload_pipeline_version(compiled, "git-bbb", pipeline_name="client-it")
     assert (v1.name, v2.name) == ("git-aaa", "git-bbb")

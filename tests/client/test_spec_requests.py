@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from kfp_ci.client import Client
-from kfp_ci.errors import NotFound, UsageError
+from kfp_ci.errors import ApiError, NotFound, UsageError
 
 from .fakes import SpecFake, make_client
 
@@ -60,6 +60,7 @@ def v2_fake(spec: str, version: str) -> SpecFake:
     fake.on("GET", "/apis/v2beta1/pipelines", {"pipelines": [pipeline], "total_size": 1})
     fake.on("GET", "/apis/v2beta1/pipelines/{pipeline_id}", pipeline)
     fake.on("POST", "/apis/v2beta1/pipelines/upload", pipeline)
+    fake.on("POST", "/apis/v2beta1/pipelines", pipeline)
     fake.on("POST", "/apis/v2beta1/pipelines/upload_version", pversion)
     fake.on("GET", "/apis/v2beta1/pipelines/{pipeline_id}/versions", {"pipeline_versions": [pversion]})
     fake.on("GET", "/apis/v2beta1/pipelines/{pipeline_id}/versions/{pipeline_version_id}", pversion)
@@ -102,6 +103,12 @@ def exercise_everything(client: Client, package: Path, v1: bool) -> None:
     assert client.get_pipeline("p1").name == "add-square"
     assert [p.pipeline_id for p in client.list_pipelines(sort_by="created_at desc")] == ["p1"]
     assert client.upload_pipeline(package, description="CI upload", display_name="Add square").pipeline_id == "p1"
+    if v1:
+        with pytest.raises(ApiError) as err:
+            client.create_pipeline("empty")
+        assert err.value.status == 501
+    else:
+        assert client.create_pipeline("add-square", description="CI", namespace="team-a").pipeline_id == "p1"
     version = client.upload_pipeline_version(package, "git-abc", pipeline_id="p1", description="commit abc",
                                              display_name="git abc")
     assert (version.pipeline_version_id, version.pipeline_id) == ("v1", "p1")
