@@ -55,7 +55,7 @@ from kfp_ci._models import (
     Task,
     parse_datetime,
 )
-from kfp_ci._retry import RetryPolicy
+from kfp_ci._retry import RetryPolicy, set_testing
 from kfp_ci.errors import (
     ApiError,
     Conflict,
@@ -81,6 +81,7 @@ __all__ = [
     "ServerInfo",
     "Task",
     "TokenFile",
+    "set_testing",
 ]
 
 _MAX_PACKAGE = 32 * 1024 * 1024
