@@ -33,7 +33,7 @@ from typing import Any
 from kfp_ci import _console
 from kfp_ci._metrics import RunMetrics, read_run_metrics
 from kfp_ci.config import PipelineConfig, Settings
-from kfp_ci.errors import GateFailed, UsageError
+from kfp_ci.errors import GateFailed, KfpCiError, UsageError
 
 __all__ = [
     "GateResult",
@@ -172,8 +172,11 @@ class MetricRow:
             return "-"
         text = _fmt(self.baseline)
         if self.max_regression is not None:
-            sign = "+" if self.lower_is_better else "-"
-            text += f" ({sign}{self.max_regression} allowed)"
+            if self.max_regression.delta == 0:
+                text += " (no regression allowed)"
+            else:
+                sign = "+" if self.lower_is_better else "-"
+                text += f" ({sign}{self.max_regression} allowed)"
         return text
 
     @property
@@ -336,7 +339,7 @@ def evaluate_gate(
             if found is None:
                 try:
                     found = read_run_metrics(client, other.run_id)
-                except GateFailed:
+                except KfpCiError:  # the chart is best effort: a gap, not a failed gate
                     found = RunMetrics(other.run_id, metrics.source)
             readings.append((other.run_id, found))
         readings.append((run_id, metrics))
