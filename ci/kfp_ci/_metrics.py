@@ -336,6 +336,11 @@ class MlmdClient:
         msg = self.call("GetEventsByExecutionIDs", Writer().repeated_varint(1, execution_ids))
         return [decode_event(item) for item in msg.get(1, []) if isinstance(item, bytes)]
 
+    def get_artifacts_by_id(self, artifact_ids: Iterable[int]) -> list[Node]:
+        # GetArtifactsByIDRequest: artifact_ids 1 (repeated int64) -> Response: artifacts 1
+        msg = self.call("GetArtifactsByID", Writer().repeated_varint(1, artifact_ids))
+        return [decode_artifact(item) for item in msg.get(1, []) if isinstance(item, bytes)]
+
     def get_artifact_types(self) -> dict[int, str]:
         # GetArtifactTypesRequest: (no fields needed) -> Response: artifact_types 1 (ArtifactType: id 1, name 2)
         msg = self.call("GetArtifactTypes", b"")
@@ -356,6 +361,10 @@ def mlmd_run_metrics(mlmd: MlmdClient, run_id: str) -> RunMetrics:
     executions = mlmd.get_executions_by_context(context.id)
     artifacts = mlmd.get_artifacts_by_context(context.id)
     events = mlmd.get_events_by_execution_ids([e.id for e in executions]) if executions else []
+    known = {a.id for a in artifacts}
+    linked = sorted({e.artifact_id for e in events if e.type == _OUTPUT_EVENT and e.artifact_id not in known})
+    if linked:  # outputs not attributed to the run's context (e.g. reused from the cache): fetch them by id
+        artifacts = artifacts + mlmd.get_artifacts_by_id(linked)
     if any(not a.type for a in artifacts):
         types = mlmd.get_artifact_types()
         artifacts = [a if a.type else Node(a.id, a.type_id, types.get(a.type_id or -1, ""), a.name, a.uri,

@@ -165,3 +165,25 @@ def test_retries_a_503_then_succeeds() -> None:
     with httpx.Client(transport=httpx.MockTransport(lambda r: answers.pop(0))) as http:
         context = MlmdClient(http, "http://x", sleep=sleeps.append).get_context_by_type_and_name("t", "run-1")
     assert context is not None and context.id == 7 and context.name == "run-1" and len(sleeps) == 1
+
+
+def test_outputs_outside_the_context_are_fetched_by_id() -> None:
+    """An OUTPUT event naming an artifact the context does not list (a cached output): GetArtifactsByID."""
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        method = request.url.path.rsplit("/", 1)[-1]
+        return {
+            "GetContextByTypeAndName": lambda: reply(CONTEXT),
+            "GetExecutionsByContext": lambda: reply(ld(1, EXECUTION)),
+            "GetArtifactsByContext": lambda: reply(b""),
+            "GetEventsByExecutionIDs": lambda: reply(ld(1, EVENT)),
+            "GetArtifactsByID": lambda: reply(ld(1, ARTIFACT)),
+        }[method]()
+
+    with httpx.Client(transport=httpx.MockTransport(handler)) as http:
+        metrics = mlmd_run_metrics(MlmdClient(http, "http://x"), "run-1")
+    assert seen[-1].url.path.endswith("/GetArtifactsByID")
+    assert seen[-1].content == framed(b"\x08\x09")  # artifact_ids = 1: [9]
+    assert metrics.lookup("r2") == 0.9375
