@@ -1,0 +1,275 @@
+"""The embedded KFP-compatible server (``kfp-ci serve``): the local default and the test double.
+
+``LocalServer(ServerOptions(data_dir=...)).start()`` serves the KFP v2beta1 and v1beta1 REST APIs (under ``/``
+and ``/pipeline``) from SQLite, runs pipelines with ``kfp.local`` in worker processes and fires recurring
+runs. Importing this package is cheap: starlette, uvicorn and kfp are imported only when a server starts.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from kfp_ci.errors import UsageError
+
+if TYPE_CHECKING:
+    from kfp_ci.local._store import Store
+
+__all__ = ["LocalServer", "ServerOptions", "serve_command"]
+
+DEFAULT_USERS = {"user@example.com": "12341234"}
+DEFAULT_PROFILES = {"user@example.com": ("kubeflow-user-example-com",)}
+
+
+@dataclass
+class ServerOptions:
+    """Everything that shapes one server. Field names are the ``kfp_server`` fixture's keywords."""
+
+    data_dir: Path = Path(".kfp-ci/local")
+    compat: str = "2.17"
+    multi_user: bool = False
+    auth: str = "none"
+    dex_shape: str = "oauth2-proxy"
+    kubeflow_version: str = "1.9.1"
+    dex_url_shape: str = "new"
+    connectors: tuple[str, ...] = ("local",)
+    users: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_USERS))
+    tokens: dict[str, str] = field(default_factory=dict)
+    session_ttl: float = 86400.0
+    execute: bool = True
+    run_delay: float = 0.5
+    faults: bool = False
+    profiles: dict[str, tuple[str, ...]] = field(default_factory=lambda: dict(DEFAULT_PROFILES))
+    access_log: bool = False
+
+    def __post_init__(self) -> None:
+        self.data_dir = Path(self.data_dir)
+        if self.compat not in ("2.17", "2.5", "1.8"):
+            raise UsageError(f"--compat must be 2.17, 2.5 or 1.8, not {self.compat!r}")
+        if self.auth not in ("none", "token", "dex"):
+            raise UsageError(f"--auth must be none, token or dex, not {self.auth!r}")
+        self.connectors = tuple(self.connectors)
+        self.profiles = {user: tuple(ns) for user, ns in self.profiles.items()}
+
+
+class LocalServer:
+    """One embedded server: uvicorn in a background thread (``start``/``stop`` or a ``with`` block)."""
+
+    def __init__(self, options: ServerOptions, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.options = options
+        self.host = host
+        self.port = port
+        self.url = ""
+        self._server: Any = None
+        self._thread: threading.Thread | None = None
+        self._store: Store | None = None
+        self._parts: dict[str, Any] = {}
+
+    # ------------------------------------------------------------------------------------------ building
+    def build(self) -> Any:
+        """Create the store, executor, scheduler and the ASGI app (not yet serving)."""
+        from kfp_ci.local._api import Model
+        from kfp_ci.local._app import Api, Faults, Outer
+        from kfp_ci.local._compat import Compat
+        from kfp_ci.local._executor import Executor
+        from kfp_ci.local._scheduler import Scheduler
+        from kfp_ci.local._store import Store
+
+        opts = self.options
+        store = Store(opts.data_dir)
+        executor = Executor(store, execute=opts.execute, run_delay=opts.run_delay)
+        executor.recover()
+        model = Model(store, executor, Compat(opts.compat), multi_user=opts.multi_user, profiles=opts.profiles)
+        app: Any = Api(opts, model)
+        if _has_module("kfp_ci.local._mlmd"):
+            from starlette.routing import Route, Router
+
+            from kfp_ci.local import _mlmd
+
+            routes = list(_mlmd.mlmd_routes(store))
+            prefixed = [Route("/pipeline" + r.path, r.endpoint, methods=sorted(r.methods or ()))
+                        for r in routes if isinstance(r, Route)]
+            app = Router(routes=[*routes, *prefixed], default=app)
+        self._login: Any = None
+        if opts.auth != "none" and _has_module("kfp_ci.local._login"):
+            from kfp_ci.local import _login
+
+            self._login = _login
+            app = _login.wrap_login(app, opts)
+        self._login_app = app
+        faults = Faults() if opts.faults else None
+        outer = Outer(app, faults=faults, access_log=opts.access_log, expire_sessions=self.expire_sessions)
+        scheduler = Scheduler(store, model.fire)
+        self._store = store
+        self._parts = {"executor": executor, "scheduler": scheduler, "faults": faults, "model": model}
+        return outer
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            raise RuntimeError("the server is not started")
+        return self._store
+
+    # ---------------------------------------------------------------------------------------------- life
+    def start(self) -> LocalServer:
+        import uvicorn
+
+        app = self.build()
+        sock = socket.socket(socket.AF_INET6 if ":" in self.host else socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((self.host, self.port))
+        except OSError as exc:
+            sock.close()
+            self._shutdown_parts()
+            raise UsageError(f"cannot listen on {self.host}:{self.port}: {exc.strerror}",
+                             hint="choose another --port") from None
+        sock.listen(128)
+        self.port = int(sock.getsockname()[1])
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        self.url = f"http://{host}:{self.port}"
+        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",
+                                timeout_graceful_shutdown=5)
+        self._server = uvicorn.Server(config)
+        self._sock = sock
+        self._parts["scheduler"].start()
+        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]},
+                                        name="kfp-ci-server", daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + 15
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError("the embedded server did not start")
+            time.sleep(0.01)
+        return self
+
+    def serve_forever(self) -> None:
+        """Serve in this (main) thread until Ctrl-C / SIGTERM, then stop cleanly."""
+        import uvicorn
+
+        app = self.build()
+        config = uvicorn.Config(app, host=self.host, port=self.port, log_level="warning", access_log=False,
+                                lifespan="off", timeout_graceful_shutdown=5)
+        self._server = uvicorn.Server(config)
+        self._parts["scheduler"].start()
+        try:
+            self._server.run()
+        finally:
+            self._shutdown_parts()
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=15)
+            self._thread = None
+        self._shutdown_parts()
+
+    def _shutdown_parts(self) -> None:
+        parts, self._parts = self._parts, {}
+        if parts:
+            parts["scheduler"].stop()
+            parts["executor"].shutdown()
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+    def __enter__(self) -> LocalServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -------------------------------------------------------------------------------------------- faults
+    def add_fault(self, **fault: Any) -> None:
+        """Fail the next ``count`` requests matching ``match`` (see the faults endpoint). Needs ``faults=True``."""
+        faults = self._parts.get("faults")
+        if faults is None:
+            raise RuntimeError("start the server with faults=True (--faults) to inject faults")
+        if fault.get("action") == "expire_sessions" and "match" not in fault:
+            self.expire_sessions()
+            return
+        faults.add(**fault)
+
+    def clear_faults(self) -> None:
+        faults = self._parts.get("faults")
+        if faults is not None:
+            faults.clear()
+
+    def expire_sessions(self) -> None:
+        """Invalidate every login session (delegates to the login emulation; no-op without one)."""
+        login = getattr(self, "_login", None)
+        if login is None:
+            return
+        for name in ("expire_all_sessions", "expire_all", "expire_sessions"):
+            fn = getattr(login, name, None)
+            if callable(fn):
+                fn(self._login_app)
+                return
+
+    def scheduler_tick(self) -> None:
+        """Fire due recurring runs now (tests)."""
+        self._parts["scheduler"].run_due(time.time())
+
+
+def _has_module(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ImportError:
+        return False
+
+
+def _read_pairs(path: Path | None, what: str) -> dict[str, str]:
+    if path is None:
+        return {}
+    pairs: dict[str, str] = {}
+    for number, line in enumerate(Path(path).read_text().splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        key, sep, value = line.partition(":")
+        if what == "users" and not sep:
+            raise UsageError(f"{path}:{number}: expected email:password")
+        pairs[key.strip()] = value.strip()
+    return pairs
+
+
+def serve_command(app: Any, **kwargs: Any) -> int:
+    """``kfp-ci serve``: build options from the CLI flags and serve until Ctrl-C."""
+    from kfp_ci import _console, _secrets
+
+    for module in ("starlette", "uvicorn", "croniter", "multipart"):
+        if not _has_module(module):
+            raise UsageError(f"kfp-ci serve needs the 'local' extra ({module} is missing)",
+                             hint="pip install 'kfp-ci[local]'")
+    users = _read_pairs(kwargs.get("users_file"), "users") or dict(DEFAULT_USERS)
+    raw_tokens = _read_pairs(kwargs.get("tokens_file"), "tokens")
+    tokens = {tok: (user or "user@example.com") for tok, user in raw_tokens.items()}
+    for secret in [*users.values(), *tokens]:
+        _secrets.register(secret)
+    options = ServerOptions(
+        data_dir=Path(kwargs.get("data_dir") or ".kfp-ci/local"), compat=kwargs.get("compat", "2.17"),
+        multi_user=bool(kwargs.get("multi_user")), auth=kwargs.get("auth_mode", "none"),
+        dex_shape=kwargs.get("dex_shape", "oauth2-proxy"), kubeflow_version=kwargs.get("kubeflow_version", "1.9.1"),
+        dex_url_shape=kwargs.get("dex_url_shape", "new"),
+        connectors=tuple(c.strip() for c in str(kwargs.get("connectors") or "local").split(",") if c.strip()),
+        users=users, tokens=tokens, session_ttl=float(kwargs.get("session_ttl") or 86400.0),
+        execute=not kwargs.get("no_execute"), run_delay=float(kwargs.get("run_delay") or 0.0),
+        faults=bool(kwargs.get("faults")), access_log=True,
+    )
+    host = kwargs.get("bind_host") or "127.0.0.1"
+    server = LocalServer(options, host=host, port=int(kwargs.get("port", 8888)))
+    shown = f"[{host}]" if ":" in host else host
+    mode = "multi-user" if options.multi_user else "single-user"
+    _console.info(f"kfp-ci serve: KFP {options.compat} API and page on http://{shown}:{server.port} ({mode}, "
+                  f"auth {options.auth}, {'executing' if options.execute else 'not executing'} runs, data in "
+                  f"{options.data_dir}); Ctrl-C stops")
+    server.serve_forever()
+    _console.info("kfp-ci serve: stopped")
+    return 0

@@ -1,0 +1,231 @@
+"""Run execution: one worker process per run (``_worker``), never blocking the API.
+
+States: PENDING -> RUNNING -> SUCCEEDED | FAILED; terminate: CANCELING -> CANCELED (the worker's whole
+process group is killed). With ``execute=False`` a run succeeds after ``run_delay`` seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from kfp_ci.local._store import Record, Store, now
+
+TERMINAL = ("SUCCEEDED", "FAILED", "CANCELED", "SKIPPED")
+RESTART_ERROR = "The run was interrupted by a restart of the embedded server (kfp-ci serve); start it again."
+
+
+def set_state(run: Record, state: str, error: str = "") -> None:
+    """Move ``run`` to ``state`` and append the change to its history (in place)."""
+    t = now()
+    run["state"] = state
+    entry: Record = {"update_time": t, "state": state}
+    if error:
+        entry["error"] = error
+        run["error"] = error
+    run.setdefault("state_history", []).append(entry)
+    if state in TERMINAL:
+        run["finished_at"] = t
+
+
+def package_problem(content: bytes) -> str:
+    """Why the local runner cannot execute this package ('' when it looks runnable)."""
+    try:
+        docs = [d for d in yaml.safe_load_all(content) if d is not None]
+    except yaml.YAMLError as exc:
+        return f"the pipeline package is not valid YAML: {str(exc).splitlines()[0]}"
+    if not docs or not isinstance(docs[0], dict):
+        return "the pipeline package is empty"
+    first = docs[0]
+    if str(first.get("apiVersion", "")).startswith("argoproj.io") or first.get("kind") == "Workflow":
+        return ("the pipeline package is a KFP v1 Argo workflow; the embedded server executes only KFP v2 IR "
+                "(compile with kfp 2.x)")
+    if "root" not in first or "deploymentSpec" not in first:
+        return "the pipeline package is not compiled KFP v2 IR (no 'root' or 'deploymentSpec')"
+    return ""
+
+
+class Executor:
+    """Starts, watches and kills run workers; writes every state change to the store."""
+
+    def __init__(self, store: Store, *, execute: bool, run_delay: float) -> None:
+        self.store = store
+        self.execute = execute
+        self.run_delay = run_delay
+        self.runs_dir = store.data_dir / "runs"
+        self._lock = threading.Lock()
+        self._procs: dict[str, subprocess.Popen[bytes]] = {}
+        self._cancel: dict[str, threading.Event] = {}
+        self._threads: list[threading.Thread] = []
+        self._closing = False
+
+    # ---------------------------------------------------------------------------------------------- life
+    def recover(self) -> int:
+        """Mark runs cut by a previous shutdown or crash FAILED. Returns how many."""
+        count = 0
+        for run in self.store.list("run"):
+            if run.get("state") not in TERMINAL:
+                def fail(r: Record) -> None:
+                    set_state(r, "FAILED", RESTART_ERROR)
+                self.store.update("run", run["id"], fail)
+                count += 1
+        return count
+
+    def shutdown(self) -> None:
+        """Kill every worker (and its children), mark their runs FAILED, wait for the watcher threads."""
+        with self._lock:
+            self._closing = True
+            procs = dict(self._procs)
+            events = list(self._cancel.values())
+        for event in events:
+            event.set()
+        for proc in procs.values():
+            _kill_group(proc)
+        for thread in list(self._threads):
+            thread.join(timeout=10)
+
+    def active(self) -> int:
+        with self._lock:
+            return sum(1 for t in self._threads if t.is_alive())
+
+    # ----------------------------------------------------------------------------------------------- runs
+    def start(self, run_id: str, package: bytes | None, params: dict[str, Any]) -> None:
+        with self._lock:
+            if self._closing:
+                return
+            event = threading.Event()
+            self._cancel[run_id] = event
+            thread = threading.Thread(target=self._supervise, args=(run_id, package, params, event),
+                                      name=f"run-{run_id[:8]}", daemon=True)
+            self._threads = [t for t in self._threads if t.is_alive()] + [thread]
+        thread.start()
+
+    def terminate(self, run_id: str) -> None:
+        with self._lock:
+            event = self._cancel.get(run_id)
+            proc = self._procs.get(run_id)
+        if event is not None:
+            event.set()
+        if proc is not None:
+            _kill_group(proc)
+
+    def _transition(self, run_id: str, state: str, error: str = "", **fields: Any) -> None:
+        def change(r: Record) -> None:
+            if r.get("state") in TERMINAL:
+                return
+            if r.get("state") == "CANCELING" and state not in ("CANCELED",):
+                return
+            r.update(fields)
+            set_state(r, state, error)
+        self.store.update("run", run_id, change)
+
+    def _canceled(self, run_id: str) -> None:
+        def change(r: Record) -> None:
+            if r.get("state") not in TERMINAL:
+                for task in r.get("tasks", []):
+                    if task.get("state") == "RUNNING":
+                        task.update(state="CANCELED", end=now())
+                set_state(r, "CANCELED")
+        self.store.update("run", run_id, change)
+
+    def _supervise(self, run_id: str, package: bytes | None, params: dict[str, Any], cancel: threading.Event) -> None:
+        try:
+            self._transition(run_id, "RUNNING")
+            if cancel.is_set():
+                return self._canceled(run_id)
+            if not self.execute:
+                if cancel.wait(self.run_delay):
+                    return self._canceled(run_id)
+                return self._transition(run_id, "SUCCEEDED")
+            problem = package_problem(package or b"")
+            if problem:
+                return self._transition(run_id, "FAILED", f"Cannot execute this run locally: {problem}.")
+            self._run_worker(run_id, package or b"", params, cancel)
+        except Exception as exc:  # noqa: BLE001 - a broken run must never take the server down
+            self._transition(run_id, "FAILED", f"internal error of the embedded server: {exc}")
+        finally:
+            with self._lock:
+                self._cancel.pop(run_id, None)
+                self._procs.pop(run_id, None)
+
+    def _run_worker(self, run_id: str, package: bytes, params: dict[str, Any], cancel: threading.Event) -> None:
+        run_dir = self.runs_dir / run_id
+        run_dir.mkdir(parents=True, exist_ok=True)
+        first = next(d for d in yaml.safe_load_all(package) if d is not None)
+        (run_dir / "pipeline.yaml").write_text(yaml.safe_dump(first, sort_keys=False))
+        (run_dir / "params.json").write_text(json.dumps(params))
+        env = dict(os.environ)
+        env["PYTHONUNBUFFERED"] = "1"
+        env.pop("PYTHONSTARTUP", None)
+        with open(run_dir / "log.txt", "wb") as log:
+            with self._lock:
+                if self._closing or cancel.is_set():
+                    return self._canceled(run_id)
+                proc = subprocess.Popen(
+                    [sys.executable, "-m", "kfp_ci.local._worker", str(run_dir)],
+                    cwd=run_dir, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                    env=env, start_new_session=True,
+                )
+                self._procs[run_id] = proc
+            while True:
+                try:
+                    proc.wait(timeout=0.2)
+                    break
+                except subprocess.TimeoutExpired:
+                    self._sync_tasks(run_id, run_dir)
+                    if cancel.is_set():
+                        _kill_group(proc)
+        result = _read_result(run_dir)
+        self._sync_tasks(run_id, run_dir, result)
+        if cancel.is_set():
+            if self._closing:
+                return self._transition(run_id, "FAILED", RESTART_ERROR)
+            return self._canceled(run_id)
+        self.store.set_run_artifacts(run_id, [dict(a, run_id=run_id) for a in result.get("artifacts", [])])
+        if result.get("ok") and proc.returncode == 0:
+            return self._transition(run_id, "SUCCEEDED")
+        error = result.get("error") or f"the run worker exited with code {proc.returncode} (see {run_dir / 'log.txt'})"
+        self._transition(run_id, "FAILED", error)
+
+    def _sync_tasks(self, run_id: str, run_dir: Path, result: dict[str, Any] | None = None) -> None:
+        result = result if result is not None else _read_result(run_dir)
+        tasks = result.get("tasks")
+        if not tasks:
+            return
+
+        def change(r: Record) -> None:
+            r["tasks"] = tasks
+        self.store.update("run", run_id, change)
+
+
+def _read_result(run_dir: Path) -> dict[str, Any]:
+    try:
+        data = json.loads((run_dir / "result.json").read_text())
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+    except (ProcessLookupError, PermissionError):
+        return
+    try:
+        proc.wait(timeout=3)
+    except subprocess.TimeoutExpired:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        proc.wait(timeout=5)

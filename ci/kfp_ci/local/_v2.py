@@ -1,0 +1,469 @@
+"""v2beta1 routes (KFP 2.x): pipelines, versions, experiments, runs, recurring runs."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+import yaml
+
+from kfp_ci.local._api import (
+    HttpError,
+    Model,
+    bad,
+    check_fields,
+    clean,
+    enum,
+    int64,
+    list_page,
+    parse_ts,
+    read_package,
+    ts,
+)
+from kfp_ci.local._store import Record
+
+if TYPE_CHECKING:
+    from kfp_ci.local._app import Req, Resp, Router
+
+P = "/apis/v2beta1"
+RUN_FIELDS = {"experiment_id", "run_id", "display_name", "storage_state", "description", "pipeline_version_id",
+              "pipeline_spec", "pipeline_version_reference", "runtime_config", "service_account", "created_at",
+              "scheduled_at", "finished_at", "state", "error", "run_details", "recurring_run_id", "state_history",
+              "plugins_input"}
+RECURRING_FIELDS = {"recurring_run_id", "display_name", "description", "pipeline_version_id", "pipeline_spec",
+                    "pipeline_version_reference", "runtime_config", "service_account", "max_concurrency", "trigger",
+                    "mode", "created_at", "updated_at", "status", "error", "no_catchup", "namespace",
+                    "experiment_id", "plugins_input"}
+EXPERIMENT_FIELDS = {"experiment_id", "display_name", "description", "created_at", "namespace", "storage_state",
+                     "last_run_created_at"}
+PIPELINE_FIELDS = {"pipeline_id", "name", "display_name", "description", "created_at", "namespace", "error", "tags"}
+VERSION_FIELDS = {"pipeline_id", "pipeline_version_id", "name", "display_name", "description", "created_at",
+                  "package_url", "code_source_url", "pipeline_spec", "error", "tags"}
+MODES = {"MODE_UNSPECIFIED": 0, "ENABLE": 1, "DISABLE": 2}
+
+
+def _resp(status: int, body: Any) -> Resp:
+    from kfp_ci.local._app import Resp
+
+    return Resp(status, body)
+
+
+def status_of(message: str, code: int = 2) -> dict[str, Any]:
+    return {"code": code, "message": message}
+
+
+class V2:
+    def __init__(self, model: Model) -> None:
+        self.m = model
+        self.split = model.compat.split_names
+
+    # ------------------------------------------------------------------------------------------ render
+    def pipeline(self, p: Record) -> dict[str, Any]:
+        body = {"pipeline_id": p["id"], "display_name": p["display_name"] if self.split else p["name"],
+                "description": p.get("description"), "created_at": ts(p["created_at"]), "namespace": p.get("_ns")}
+        if self.split:
+            body["name"] = p["name"]
+            if self.m.compat.generation == "2.17":
+                body["tags"] = p.get("tags") or {}
+        return clean(body)
+
+    def version(self, v: Record, *, spec: bool = True) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "pipeline_id": v["pipeline_id"], "pipeline_version_id": v["id"],
+            "display_name": v["display_name"] if self.split else v["name"], "description": v.get("description"),
+            "created_at": ts(v["created_at"]), "code_source_url": v.get("code_source_url"),
+            "package_url": {"pipeline_url": v.get("package_url")} if v.get("package_url") else None,
+        }
+        if self.split:
+            body["name"] = v["name"]
+            body["tags"] = v.get("tags") or {}
+        out = clean(body)
+        if spec:
+            out["pipeline_spec"] = self.m.spec_of(v)
+        return out
+
+    def experiment(self, e: Record) -> dict[str, Any]:
+        return clean({"experiment_id": e["id"], "display_name": e["name"], "description": e.get("description"),
+                      "created_at": ts(e["created_at"]), "namespace": e.get("_ns"),
+                      "storage_state": e.get("storage_state", "AVAILABLE"),
+                      "last_run_created_at": ts(e.get("last_run_created_at"))})
+
+    def run(self, r: Record) -> dict[str, Any]:
+        history = []
+        for h in r.get("state_history", []):
+            entry: dict[str, Any] = {"update_time": ts(h["update_time"]), "state": h["state"]}
+            if h.get("error"):
+                entry["error"] = status_of(h["error"])
+            history.append(entry)
+        tasks = []
+        for i, t in enumerate(r.get("tasks") or []):
+            tasks.append(clean({
+                "run_id": r["id"], "task_id": f"{r['id'][:8]}-{i}-{t['name']}", "display_name": t["name"],
+                "create_time": ts(t.get("start")), "start_time": ts(t.get("start")), "end_time": ts(t.get("end")),
+                "state": t.get("state"), "error": status_of(t["error"]) if t.get("error") else None,
+            }))
+        body: dict[str, Any] = {
+            "run_id": r["id"], "experiment_id": r.get("experiment_id"), "display_name": r["name"],
+            "storage_state": r.get("storage_state", "AVAILABLE"), "description": r.get("description"),
+            "runtime_config": {"parameters": r.get("params") or {}, "pipeline_root": r.get("pipeline_root")},
+            "service_account": r.get("service_account"), "created_at": ts(r["created_at"]),
+            "scheduled_at": ts(r.get("scheduled_at")), "finished_at": ts(r.get("finished_at")),
+            "state": r.get("state"), "error": status_of(r["error"]) if r.get("error") else None,
+            "recurring_run_id": r.get("recurring_run_id"), "state_history": history,
+            "run_details": {"task_details": tasks},
+        }
+        if r.get("version_id"):
+            body["pipeline_version_reference"] = {"pipeline_id": r.get("pipeline_id"),
+                                                  "pipeline_version_id": r["version_id"]}
+        out = clean(body)
+        params = (r.get("params") or {})
+        if params:  # keep falsy parameter values (0, false, "") as given
+            out.setdefault("runtime_config", {})["parameters"] = params
+        if r.get("inline"):
+            content = self.m.store.package(r["package"]) or b""
+            out["pipeline_spec"] = next((d for d in yaml.safe_load_all(content) if d), {})
+        return out
+
+    def recurring(self, rec: Record) -> dict[str, Any]:
+        trig = rec["trigger"]
+        window = {"start_time": ts(trig.get("start")), "end_time": ts(trig.get("end"))}
+        if trig.get("cron"):
+            trigger = {"cron_schedule": {**window, "cron": trig["cron"]}}
+        else:
+            trigger = {"periodic_schedule": {**window, "interval_second": str(int(trig["interval"]))}}
+        ref = None
+        if rec.get("pipeline_id") or rec.get("version_id"):
+            ref = {"pipeline_id": rec.get("pipeline_id"), "pipeline_version_id": rec.get("version_id")}
+        body = {
+            "recurring_run_id": rec["id"], "display_name": rec["name"], "description": rec.get("description"),
+            "pipeline_version_reference": ref,
+            "runtime_config": {"parameters": rec.get("params") or {}, "pipeline_root": rec.get("pipeline_root")},
+            "service_account": rec.get("service_account"), "max_concurrency": str(rec["max_concurrency"]),
+            "trigger": trigger, "mode": "ENABLE" if rec.get("enabled") else "DISABLE",
+            "created_at": ts(rec["created_at"]), "updated_at": ts(rec.get("updated_at")),
+            "status": "ENABLED" if rec.get("enabled") else "DISABLED", "no_catchup": rec.get("no_catchup"),
+            "namespace": rec.get("_ns"), "experiment_id": rec.get("experiment_id"),
+            "error": status_of(rec["error"]) if rec.get("error") else None,
+        }
+        out = clean(body)
+        if rec.get("inline") and rec.get("package"):
+            out["pipeline_spec"] = next((d for d in yaml.safe_load_all(self.m.store.package(rec["package"]) or b"")
+                                         if d), {})
+        return out
+
+    # ----------------------------------------------------------------------------------------- helpers
+    def _list(self, kind: str, records: list[Record], req: Req, key: str, render: Any) -> Resp:
+        page, total, token = list_page(records, kind, req.query, op_field="operation")
+        return _resp(200, clean({key: [render(r) for r in page], "total_size": total, "next_page_token": token}))
+
+    def _ns_filter(self, req: Req, kind: str, *, required_msg: str | None) -> str | None:
+        """Namespace a list is restricted to (None: all, single-user)."""
+        if not self.m.multi_user:
+            return None
+        ns = req.query.get("namespace", "")
+        if not ns and required_msg:
+            raise bad(required_msg)
+        self.m.authorize(req.user, ns)
+        return ns
+
+    # ----------------------------------------------------------------------------------------- pipelines
+    def list_pipelines(self, req: Req) -> Resp:
+        ns = self._ns_filter(req, "pipeline", required_msg=None)
+        records = self.m.store.list("pipeline", namespace=ns if ns is not None else None)
+        if not self.split:  # <= 2.5: display_name and name are one column
+            records = [dict(r, display_name=r["name"]) for r in records]
+        return self._list("pipeline", records, req, "pipelines", self.pipeline)
+
+    def get_pipeline(self, req: Req) -> Resp:
+        return _resp(200, self.pipeline(self.m.pipeline(req.params["pipeline_id"], req.user)))
+
+    def get_pipeline_by_name(self, req: Req) -> Resp:
+        ns = self.m.namespace(req.user, req.query.get("namespace"), required=False, what="")
+        p = self.m.pipeline_by_name(req.params["name"], ns)
+        if p is None:
+            raise HttpError(5, f"Pipeline {req.params['name']} not found in namespace {ns!r}",
+                            user_message=f"pipeline {req.params['name']} not found")
+        return _resp(200, self.pipeline(p))
+
+    def create_pipeline(self, req: Req) -> Resp:
+        body = check_fields(req.json(), PIPELINE_FIELDS, "v2beta1.Pipeline")
+        name = str(body.get("name") or body.get("display_name") or "")
+        ns = self.m.namespace(req.user, body.get("namespace"), required=False, what="")
+        p = self.m.create_pipeline(name=name, display_name=str(body.get("display_name") or name),
+                                   description=str(body.get("description") or ""), ns=ns, tags=body.get("tags"))
+        return _resp(200, self.pipeline(p))
+
+    def create_pipeline_and_version(self, req: Req) -> Resp:
+        body = check_fields(req.json(), {"pipeline", "pipeline_version"}, "v2beta1.CreatePipelineAndVersionRequest")
+        pv = check_fields(body.get("pipeline_version") or {}, VERSION_FIELDS, "v2beta1.PipelineVersion")
+        url = ((pv.get("package_url") or {}).get("pipeline_url") or "")
+        raise bad(f"the embedded server cannot download {url or 'package URLs'}; upload the file with "
+                  "/apis/v2beta1/pipelines/upload instead")
+
+    def upload(self, req: Req) -> Resp:
+        assert req.upload is not None
+        content, filename = req.upload
+        q = req.query
+        name = q.get("name") or q.get("display_name") or filename
+        ns = self.m.namespace(req.user, q.get("namespace"), required=False, what="")
+        content, spec = read_package(content, filename)
+        tags = json.loads(q["tags"]) if q.get("tags") else None
+        display = q.get("display_name") or name
+        description = q.get("description", "")
+        p = self.m.create_pipeline(name=name, display_name=display, description=description, ns=ns, tags=tags,
+                                   upload=True)
+        try:
+            self.m.create_version(p, name=name, display_name=display, description=description, content=content,
+                                  spec=spec, upload=True, code_source_url=q.get("code_source_url", ""), tags=tags)
+        except HttpError:
+            self.m.store.delete("pipeline", p["id"])
+            raise
+        return _resp(200, self.pipeline(p))
+
+    def upload_version(self, req: Req) -> Resp:
+        assert req.upload is not None
+        content, filename = req.upload
+        q = req.query
+        pid = q.get("pipelineid") or ""
+        if not pid:
+            raise HttpError(3, "Invalid input error: Please specify a pipeline id when creating versions.",
+                            kind="upload")
+        pipeline = self.m.store.get("pipeline", pid)
+        if pipeline is None:
+            raise HttpError(5, f"Failed to create a pipeline version: pipeline {pid} not found", kind="upload")
+        self.m.authorize(req.user, pipeline.get("_ns", ""))
+        content, spec = read_package(content, filename)
+        name = q.get("name") or q.get("display_name") or filename
+        tags = json.loads(q["tags"]) if q.get("tags") else None
+        v = self.m.create_version(pipeline, name=name, display_name=q.get("display_name") or name,
+                                  description=q.get("description", ""), content=content, spec=spec, upload=True,
+                                  code_source_url=q.get("code_source_url", ""), tags=tags)
+        return _resp(200, self.version(v))
+
+    def create_version(self, req: Req) -> Resp:
+        check_fields(req.json(), VERSION_FIELDS, "v2beta1.PipelineVersion")
+        raise bad("the embedded server cannot download package URLs; use /apis/v2beta1/pipelines/upload_version")
+
+    def list_versions(self, req: Req) -> Resp:
+        p = self.m.pipeline(req.params["pipeline_id"], req.user)
+        records = self.m.versions(p["id"])
+        if not self.split:
+            records = [dict(r, display_name=r["name"]) for r in records]
+        return self._list("version", records, req, "pipeline_versions", self.version)
+
+    def get_version(self, req: Req) -> Resp:
+        return _resp(200, self.version(self.m.version(req.params["version_id"], req.user, req.params["pipeline_id"])))
+
+    def delete_version(self, req: Req) -> Resp:
+        v = self.m.version(req.params["version_id"], req.user, req.params["pipeline_id"])
+        self.m.store.delete("version", v["id"])
+        return _resp(200, {})
+
+    def delete_pipeline(self, req: Req) -> Resp:
+        p = self.m.pipeline(req.params["pipeline_id"], req.user)
+        cascade = req.query.get("cascade", "").lower() == "true"
+        self.m.delete_pipeline(p, cascade=cascade)
+        return _resp(200, {})
+
+    # --------------------------------------------------------------------------------------- experiments
+    def create_experiment(self, req: Req) -> Resp:
+        body = check_fields(req.json(), EXPERIMENT_FIELDS, "v2beta1.Experiment")
+        ns = self.m.namespace(req.user, body.get("namespace"), required=True,
+                              what="An experiment cannot have an empty namespace in multi-user mode")
+        e = self.m.create_experiment(name=str(body.get("display_name") or ""),
+                                     description=str(body.get("description") or ""), ns=ns)
+        return _resp(200, self.experiment(e))
+
+    def list_experiments(self, req: Req) -> Resp:
+        ns = self._ns_filter(req, "experiment", required_msg="In multi-user mode, ListExperiment must filter by "
+                             "namespace")
+        return self._list("experiment", self.m.store.list("experiment", namespace=ns), req, "experiments",
+                          self.experiment)
+
+    def get_experiment(self, req: Req) -> Resp:
+        return _resp(200, self.experiment(self.m.experiment(req.params["experiment_id"], req.user)))
+
+    def archive_experiment(self, req: Req) -> Resp:
+        e = self.m.experiment(req.params["experiment_id"], req.user)
+        self.m.set_storage("experiment", e["id"], "ARCHIVED")
+        for r in self.m.store.list("run"):
+            if r.get("experiment_id") == e["id"]:
+                self.m.set_storage("run", r["id"], "ARCHIVED")
+        for rec in self.m.store.list("recurring"):
+            if rec.get("experiment_id") == e["id"]:
+                self.m.set_enabled(rec["id"], req.user, False)
+        return _resp(200, {})
+
+    def unarchive_experiment(self, req: Req) -> Resp:
+        e = self.m.experiment(req.params["experiment_id"], req.user)
+        self.m.set_storage("experiment", e["id"], "AVAILABLE")
+        return _resp(200, {})
+
+    def delete_experiment(self, req: Req) -> Resp:
+        e = self.m.experiment(req.params["experiment_id"], req.user)
+        self.m.store.delete("experiment", e["id"])
+        return _resp(200, {})
+
+    # ---------------------------------------------------------------------------------------------- runs
+    def _source(self, body: dict[str, Any]) -> tuple[str, str, dict[str, Any] | None]:
+        ref = check_fields(body.get("pipeline_version_reference") or {}, {"pipeline_id", "pipeline_version_id"},
+                           "v2beta1.PipelineVersionReference")
+        inline = body.get("pipeline_spec")
+        if inline is not None and not isinstance(inline, dict):
+            raise bad("pipeline_spec must be an object (the compiled IR)")
+        if isinstance(inline, dict) and "pipeline_spec" in inline and "root" not in inline:
+            inline = inline["pipeline_spec"]
+        return (str(ref.get("pipeline_id") or ""),
+                str(ref.get("pipeline_version_id") or body.get("pipeline_version_id") or ""), inline or None)
+
+    def _config(self, body: dict[str, Any]) -> tuple[dict[str, Any], str]:
+        config = check_fields(body.get("runtime_config") or {}, {"parameters", "pipeline_root"},
+                              "v2beta1.RuntimeConfig")
+        params = config.get("parameters") or {}
+        if not isinstance(params, dict):
+            raise bad("runtime_config.parameters must be an object")
+        return params, str(config.get("pipeline_root") or "")
+
+    def create_run(self, req: Req) -> Resp:
+        body = check_fields(req.json(), RUN_FIELDS, "v2beta1.Run")
+        pid, vid, inline = self._source(body)
+        params, root = self._config(body)
+        r = self.m.create_run(
+            name=str(body.get("display_name") or ""), description=str(body.get("description") or ""),
+            experiment_id=str(body.get("experiment_id") or req.query.get("experiment_id") or ""),
+            ns=req.query.get("namespace"), user=req.user, pipeline_id=pid, version_id=vid, inline=inline,
+            params=params, pipeline_root=root, service_account=str(body.get("service_account") or ""))
+        return _resp(200, self.run(r))
+
+    def get_run(self, req: Req) -> Resp:
+        return _resp(200, self.run(self.m.run(req.params["run_id"], req.user)))
+
+    def list_runs(self, req: Req) -> Resp:
+        exp = req.query.get("experiment_id", "")
+        if exp:
+            self.m.experiment(exp, req.user)
+            records = [r for r in self.m.store.list("run") if r.get("experiment_id") == exp]
+        else:
+            ns = self._ns_filter(req, "run", required_msg="In multi-user mode, ListRuns must filter by namespace "
+                                 "or experiment")
+            records = self.m.store.list("run", namespace=ns)
+        return self._list("run", records, req, "runs", self.run)
+
+    def terminate_run(self, req: Req) -> Resp:
+        self.m.terminate(req.params["run_id"], req.user)
+        return _resp(200, {})
+
+    def archive_run(self, req: Req) -> Resp:
+        r = self.m.run(req.params["run_id"], req.user)
+        self.m.set_storage("run", r["id"], "ARCHIVED")
+        return _resp(200, {})
+
+    def unarchive_run(self, req: Req) -> Resp:
+        r = self.m.run(req.params["run_id"], req.user)
+        self.m.set_storage("run", r["id"], "AVAILABLE")
+        return _resp(200, {})
+
+    def delete_run(self, req: Req) -> Resp:
+        self.m.delete_run(req.params["run_id"], req.user)
+        return _resp(200, {})
+
+    def retry_run(self, req: Req) -> Resp:
+        r = self.m.run(req.params["run_id"], req.user)
+        raise HttpError(9, f"Failed to retry run {r['id']}: the embedded server does not retry runs; create a new "
+                        "run", status=400, user_message="retry is not supported by the embedded server")
+
+    # ------------------------------------------------------------------------------------ recurring runs
+    def create_recurring(self, req: Req) -> Resp:
+        body = check_fields(req.json(), RECURRING_FIELDS, "v2beta1.RecurringRun")
+        pid, vid, inline = self._source(body)
+        params, root = self._config(body)
+        trig = check_fields(body.get("trigger") or {}, {"cron_schedule", "periodic_schedule"}, "v2beta1.Trigger")
+        trigger: dict[str, Any]
+        if trig.get("cron_schedule") is not None:
+            c = check_fields(trig["cron_schedule"], {"start_time", "end_time", "cron"}, "v2beta1.CronSchedule")
+            trigger = {"cron": str(c.get("cron") or ""), "start": parse_ts(c.get("start_time"), "start_time"),
+                       "end": parse_ts(c.get("end_time"), "end_time")}
+            if not trigger["cron"]:
+                raise bad("cron_schedule.cron is empty")
+        elif trig.get("periodic_schedule") is not None:
+            s = check_fields(trig["periodic_schedule"], {"start_time", "end_time", "interval_second"},
+                             "v2beta1.PeriodicSchedule")
+            trigger = {"interval": int64(s.get("interval_second") or 0, "interval_second"),
+                       "start": parse_ts(s.get("start_time"), "start_time"),
+                       "end": parse_ts(s.get("end_time"), "end_time")}
+        else:
+            trigger = {}
+        mode = enum(body.get("mode", "MODE_UNSPECIFIED"), MODES, "mode")
+        rec = self.m.create_recurring(
+            name=str(body.get("display_name") or ""), description=str(body.get("description") or ""),
+            experiment_id=str(body.get("experiment_id") or ""), ns=body.get("namespace"), user=req.user,
+            pipeline_id=pid, version_id=vid, inline=inline, params=params, trigger=trigger,
+            max_concurrency=int64(body.get("max_concurrency") or 1, "max_concurrency"),
+            enabled=mode == "ENABLE", no_catchup=bool(body.get("no_catchup")),
+            service_account=str(body.get("service_account") or ""), pipeline_root=root)
+        return _resp(200, self.recurring(rec))
+
+    def get_recurring(self, req: Req) -> Resp:
+        return _resp(200, self.recurring(self.m.recurring(req.params["id"], req.user)))
+
+    def list_recurring(self, req: Req) -> Resp:
+        exp = req.query.get("experiment_id", "")
+        if exp:
+            self.m.experiment(exp, req.user)
+            records = [r for r in self.m.store.list("recurring") if r.get("experiment_id") == exp]
+        else:
+            ns = self._ns_filter(req, "recurring", required_msg="In multi-user mode, ListRecurringRuns must filter "
+                                 "by namespace or experiment")
+            records = self.m.store.list("recurring", namespace=ns)
+        return self._list("recurring", records, req, "recurringRuns", self.recurring)
+
+    def enable(self, req: Req) -> Resp:
+        self.m.set_enabled(req.params["id"], req.user, True)
+        return _resp(200, {})
+
+    def disable(self, req: Req) -> Resp:
+        self.m.set_enabled(req.params["id"], req.user, False)
+        return _resp(200, {})
+
+    def delete_recurring(self, req: Req) -> Resp:
+        rec = self.m.recurring(req.params["id"], req.user)
+        self.m.store.delete("recurring", rec["id"])
+        return _resp(200, {})
+
+
+def register(router: Router, model: Model) -> V2:
+    v = V2(model)
+    add = router.add
+    add("GET", f"{P}/pipelines", v.list_pipelines)
+    add("POST", f"{P}/pipelines", v.create_pipeline)
+    add("POST", f"{P}/pipelines/create", v.create_pipeline_and_version)
+    add("POST", f"{P}/pipelines/upload", v.upload)
+    add("POST", f"{P}/pipelines/upload_version", v.upload_version)
+    add("GET", f"{P}/pipelines/names/{{name}}", v.get_pipeline_by_name)
+    add("GET", f"{P}/pipelines/{{pipeline_id}}", v.get_pipeline)
+    add("DELETE", f"{P}/pipelines/{{pipeline_id}}", v.delete_pipeline)
+    add("GET", f"{P}/pipelines/{{pipeline_id}}/versions", v.list_versions)
+    add("POST", f"{P}/pipelines/{{pipeline_id}}/versions", v.create_version)
+    add("GET", f"{P}/pipelines/{{pipeline_id}}/versions/{{version_id}}", v.get_version)
+    add("DELETE", f"{P}/pipelines/{{pipeline_id}}/versions/{{version_id}}", v.delete_version)
+    add("POST", f"{P}/experiments", v.create_experiment)
+    add("GET", f"{P}/experiments", v.list_experiments)
+    add("GET", f"{P}/experiments/{{experiment_id}}", v.get_experiment)
+    add("DELETE", f"{P}/experiments/{{experiment_id}}", v.delete_experiment)
+    add("POST", f"{P}/experiments/{{experiment_id}}:archive", v.archive_experiment)
+    add("POST", f"{P}/experiments/{{experiment_id}}:unarchive", v.unarchive_experiment)
+    add("POST", f"{P}/runs", v.create_run)
+    add("GET", f"{P}/runs", v.list_runs)
+    add("GET", f"{P}/runs/{{run_id}}", v.get_run)
+    add("DELETE", f"{P}/runs/{{run_id}}", v.delete_run)
+    add("POST", f"{P}/runs/{{run_id}}:terminate", v.terminate_run)
+    add("POST", f"{P}/runs/{{run_id}}:archive", v.archive_run)
+    add("POST", f"{P}/runs/{{run_id}}:unarchive", v.unarchive_run)
+    add("POST", f"{P}/runs/{{run_id}}:retry", v.retry_run)
+    add("POST", f"{P}/recurringruns", v.create_recurring)
+    add("GET", f"{P}/recurringruns", v.list_recurring)
+    add("GET", f"{P}/recurringruns/{{id}}", v.get_recurring)
+    add("DELETE", f"{P}/recurringruns/{{id}}", v.delete_recurring)
+    add("POST", f"{P}/recurringruns/{{id}}:enable", v.enable)
+    add("POST", f"{P}/recurringruns/{{id}}:disable", v.disable)
+    return v

@@ -1,0 +1,93 @@
+"""Worker process for one run: ``python -m kfp_ci.local._worker RUN_DIR``.
+
+Reads ``RUN_DIR/pipeline.yaml`` (compiled IR) and ``RUN_DIR/params.json``, runs the pipeline with
+``kfp.local`` and ``SubprocessRunner(use_venv=False)``, and writes ``RUN_DIR/result.json``:
+``{"ok": bool, "error": str, "tasks": [{name, state, start, end, error}], "artifacts": [...]}``.
+Started in its own session so the server can kill it and every task process it spawned at once.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+
+def _describe(task: str, outputs: dict[str, Any]) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = []
+    params: dict[str, Any] = {}
+    for name, value in outputs.items():
+        if hasattr(value, "schema_title") and hasattr(value, "uri"):
+            found.append({
+                "task": task, "name": name, "type": str(value.schema_title), "uri": str(value.uri),
+                "metadata": dict(getattr(value, "metadata", {}) or {}),
+            })
+        else:
+            try:
+                json.dumps(value)
+                params[name] = value
+            except (TypeError, ValueError):
+                params[name] = repr(value)
+    for item in found:
+        item["parameters"] = params
+    if params and not found:
+        found.append({"task": task, "name": "", "type": "", "uri": "", "metadata": {}, "parameters": params})
+    return found
+
+
+def main(run_dir: Path) -> int:
+    tasks: list[dict[str, Any]] = []
+    artifacts: list[dict[str, Any]] = []
+    result: dict[str, Any] = {"ok": False, "error": "", "tasks": tasks, "artifacts": artifacts}
+    try:
+        params = json.loads((run_dir / "params.json").read_text())
+        from kfp import components, local
+        from kfp.local import status, task_dispatcher
+
+        original = task_dispatcher.run_single_task_implementation
+
+        def recorded(*args: Any, **kwargs: Any) -> Any:
+            component = str(kwargs.get("component_name", args[1] if len(args) > 1 else "task"))
+            name = component[5:] if component.startswith("comp-") else component
+            entry: dict[str, Any] = {"name": name, "state": "RUNNING", "start": time.time(), "end": None, "error": ""}
+            tasks.append(entry)
+            _flush(run_dir, result)
+            try:
+                outputs, task_status = original(*args, **kwargs)
+            except BaseException as exc:
+                entry.update(state="FAILED", end=time.time(), error=str(exc))
+                _flush(run_dir, result)
+                raise
+            ok = task_status == status.Status.SUCCESS
+            entry.update(state="SUCCEEDED" if ok else "FAILED", end=time.time(),
+                         error="" if ok else f"task {name} failed")
+            if ok:
+                artifacts.extend(_describe(name, dict(outputs or {})))
+            _flush(run_dir, result)
+            return outputs, task_status
+
+        task_dispatcher.run_single_task_implementation = recorded  # type: ignore[assignment]
+        local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(run_dir / "outputs"),
+                   raise_on_error=True)
+        pipeline = components.load_component_from_file(str(run_dir / "pipeline.yaml"))
+        pipeline(**params)
+        result["ok"] = True
+    except BaseException as exc:  # noqa: BLE001 - everything becomes the run's error
+        traceback.print_exc()
+        message = " ".join(str(exc).split()) or type(exc).__name__
+        result["error"] = f"{type(exc).__name__}: {message}"
+    _flush(run_dir, result)
+    return 0 if result["ok"] else 1
+
+
+def _flush(run_dir: Path, result: dict[str, Any]) -> None:
+    tmp = run_dir / "result.json.tmp"
+    tmp.write_text(json.dumps(result, default=repr))
+    tmp.replace(run_dir / "result.json")
+
+
+if __name__ == "__main__":
+    sys.exit(main(Path(sys.argv[1])))
