@@ -1,0 +1,50 @@
+"""Pipelines for the server tests (no ``from __future__ import annotations``: kfp reads real annotations)."""
+
+from kfp import dsl
+
+
+@dsl.component(base_image="python:3.11")
+def add(a: float, b: float) -> float:
+    return a + b
+
+
+@dsl.component(base_image="python:3.11")
+def square(x: float) -> float:
+    return x * x
+
+
+@dsl.pipeline(name="add-square")
+def add_square(a: float = 1.0, b: float = 2.0) -> None:
+    square(x=add(a=a, b=b).output)
+
+
+@dsl.component(base_image="python:3.11")
+def fail(message: str) -> None:
+    raise RuntimeError(message)
+
+
+@dsl.pipeline(name="always-fails")
+def always_fails(message: str = "boom") -> None:
+    fail(message=message)
+
+
+@dsl.component(base_image="python:3.11")
+def sleep(seconds: float) -> None:
+    import time
+
+    time.sleep(seconds)
+
+
+@dsl.pipeline(name="slow")
+def slow(seconds: float = 60.0) -> None:
+    sleep(seconds=seconds)
+
+
+@dsl.container_component
+def echo() -> dsl.ContainerSpec:
+    return dsl.ContainerSpec(image="alpine", command=["echo", "hi"])
+
+
+@dsl.pipeline(name="container")
+def container() -> None:
+    echo()
