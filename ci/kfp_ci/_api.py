@@ -269,21 +269,9 @@ class RecurringRuns:
         )
 
     def list_owned(self, pipeline_id: str) -> list[Owned]:
-        client = self.api.client
-        found: list[Owned] = []
-        token = ""
-        for _page in range(50):
-            listed = client.list_recurring_runs(namespace=self.namespace, page_size=100, page_token=token)
-            items = _get(listed, "recurring_runs", "recurringRuns", "jobs",
-                         default=listed if isinstance(listed, list) else [])
-            for item in items or []:
-                owned = self._owned(item)
-                if owned.pipeline_id == pipeline_id:
-                    found.append(owned)
-            token = str(_get(listed, "next_page_token", default="") or "") if not isinstance(listed, list) else ""
-            if not token:
-                break
-        return found
+        listed = self.api.client.list_recurring_runs(namespace=self.namespace)  # every page
+        found = [self._owned(item) for item in _get(listed, "recurring_runs", default=()) or ()]
+        return [item for item in found if item.pipeline_id == pipeline_id]
 
     def create(self, *, name: str, description: str, enabled: bool) -> Owned:
         cron = (self.trigger.get("cron_schedule") or {}).get("cron")

@@ -225,7 +225,7 @@ def deploy_options(func: F) -> F:
                      help="Run parameter, typed by the pipeline's inputs (repeatable)."),
         click.option("--run", "run_once", is_flag=True, help="Start a run of the deployed version."),
         click.option("--wait", is_flag=True, help="Wait for the run to finish; exit 0 only if it SUCCEEDED."),
-        click.option("--timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
+        click.option("--timeout", "wait_timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
                      help="Give up waiting after SECONDS (exit 5)."),
         click.option("--terminate-on-timeout", is_flag=True, help="Terminate the run when --timeout expires."),
         click.option("--schedule", metavar="CRON", help="Keep one recurring run on this cron (5 or 6 fields, UTC)."),
@@ -271,7 +271,7 @@ def deploy_cmd(app: App, **kwargs: Any) -> None:
 @click.option("--param", "params", multiple=True, metavar="KEY=VALUE", callback=_param_pairs,
               help="Run parameter (repeatable).")
 @click.option("--wait", is_flag=True, help="Wait for the run; exit 0 only if it SUCCEEDED.")
-@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
+@click.option("--timeout", "wait_timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
               help="Give up waiting after SECONDS (exit 5).")
 @click.option("--terminate-on-timeout", is_flag=True, help="Terminate the run when --timeout expires.")
 @click.option("-o", "--output", "output", type=click.Choice(["text", "json"]), default="text", show_default=True)
@@ -306,7 +306,7 @@ def schedule_cmd(app: App, **kwargs: Any) -> None:
 @main.command("wait", context_settings=CONTEXT_SETTINGS)
 @click.argument("run_id")
 @connection_options
-@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
+@click.option("--timeout", "wait_timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
               help="Give up after SECONDS (exit 5).")
 @click.option("--terminate-on-timeout", is_flag=True, help="Terminate the run when --timeout expires.")
 @click.option("-o", "--output", "output", type=click.Choice(["text", "json"]), default="text", show_default=True)

@@ -416,7 +416,7 @@ def deploy_command(app: Any, settings: Settings, **kwargs: Any) -> int:
         params=tuple(kwargs.get("params") or ()),
         run=bool(kwargs.get("run_once")),
         wait=bool(kwargs.get("wait")),
-        timeout=kwargs.get("timeout"),
+        timeout=kwargs.get("wait_timeout"),
         terminate_on_timeout=bool(kwargs.get("terminate_on_timeout")),
         schedule=kwargs.get("schedule"),
         every=kwargs.get("every"),
@@ -499,7 +499,7 @@ def _spec_of(api: Api, version: Any) -> dict[str, Any]:
 def run_command(app: Any, settings: Settings, **kwargs: Any) -> int:
     """``kfp-ci run PIPELINE``: run a deployed version."""
     wait = bool(kwargs.get("wait"))
-    if (kwargs.get("timeout") or kwargs.get("terminate_on_timeout")) and not wait:
+    if (kwargs.get("wait_timeout") or kwargs.get("terminate_on_timeout")) and not wait:
         raise UsageError("--timeout and --terminate-on-timeout need --wait")
     name = kwargs["pipeline"]
     config = next((c for c in settings.pipelines if c.name == name), None)
@@ -519,7 +519,7 @@ def run_command(app: Any, settings: Settings, **kwargs: Any) -> int:
                           experiment_id=experiment_id, run_id=run.id, run_url=run_url(host, run.id),
                           run_state=run.state, dag=dag_of(_spec_of(api, version)))
     if wait:
-        done = wait_for_run(api, run.id, timeout=kwargs.get("timeout"),
+        done = wait_for_run(api, run.id, timeout=kwargs.get("wait_timeout"),
                             terminate_on_timeout=bool(kwargs.get("terminate_on_timeout")))
         result.run_state, result.run_duration, result.run_error = done.state, _duration(done), done.error
     emit([result], kwargs.get("output") or "text")
@@ -566,7 +566,7 @@ def wait_command(app: Any, settings: Settings, **kwargs: Any) -> int:
     api = Api(make_client(settings), settings.namespace)
     run_id = kwargs["run_id"]
     try:
-        run = wait_for_run(api, run_id, timeout=kwargs.get("timeout"),
+        run = wait_for_run(api, run_id, timeout=kwargs.get("wait_timeout"),
                            terminate_on_timeout=bool(kwargs.get("terminate_on_timeout")))
     except NotFound:
         raise UsageError(f"no run {run_id}") from None

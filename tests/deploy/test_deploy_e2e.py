@@ -82,6 +82,7 @@ def test_first_deploy_unchanged_redeploy_new_commit_and_conflict(
     # A different package under an existing version name is a conflict, never an overwrite.
     text = (root / "add-square.yaml").read_text().replace("a + b, squared", "changed description")
     (root / "add-square.yaml").write_text(text)
+    commit_all(root, "changed pipeline")
     code, out, _ = kfp_ci("deploy", "add-square.yaml", "--host", srv.url, "--version-name", second)
     assert code == 4 and "refusing to overwrite" in out and "Traceback" not in out
     assert versions_of(srv.url, "add-square") == sorted([first, second])
@@ -185,7 +186,7 @@ def test_interrupted_swap_converges_on_the_next_deploy(kfp_server: Callable[...,
     assert kfp_ci("deploy", "add-square.yaml", "--host", srv.url, "--schedule", "@daily")[0] == 0
     commit_all(root, "next")
     # The server fails every enable: the deploy stops after creating the new one and disabling the old one.
-    srv.add_fault(match=r"recurringruns/[^/]+:enable", method="POST", count=100, action="status", status=503,
+    srv.add_fault(match=r"recurringruns/[^/]+:enable", method="POST", count=100, action="status", status=500,
                   body='{"code": 14, "message": "unavailable"}', content_type="application/json")
     code, out, _ = kfp_ci("deploy", "add-square.yaml", "--host", srv.url, "--schedule", "@daily")
     assert code == 4, out
