@@ -14,8 +14,6 @@ and the median of ``python -c 'import kfp_ci.client'`` (and of ``import kfp`` fo
     python benchmarks/client_bench.py [--rounds 7]
 """
 
-from __future__ import annotations
-
 import argparse
 import http.client
 import http.server
@@ -102,7 +100,7 @@ class CountingProxy:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
-    def __enter__(self) -> CountingProxy:
+    def __enter__(self) -> "CountingProxy":
         self.thread.start()
         return self
 

@@ -216,6 +216,9 @@ class Client:
         self._base = base
         version = str(body.get("tag_name") or body.get("apiServerTagName") or "")
         multi = body.get("multi_user", body.get("apiServerMultiUser", False))
+        major = ServerInfo("", version, False).version_tuple[:1]
+        if major and major[0] < 2:
+            api = "v1beta1"  # a KFP 1.x that answers the v2 healthz path still has only the v1beta1 API
         return ServerInfo(
             api=api,
             version=version,

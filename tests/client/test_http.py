@@ -358,3 +358,9 @@ def test_get_pipeline_id_falls_back_to_a_filtered_list_without_the_names_route()
         return httpx.Response(500)
 
     assert make_client(handler).get_pipeline_id("train") == "p9"
+
+
+def test_a_1x_version_means_v1beta1_even_when_the_v2_healthz_answers() -> None:
+    client = make_client(lambda r: httpx.Response(200, json={"commit_sha": "x", "tag_name": "1.8.5",
+                                                              "multi_user": False}))
+    assert client.server.api == "v1beta1"

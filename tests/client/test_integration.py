@@ -27,18 +27,12 @@ LOGIN_HTML = ('<!DOCTYPE html><html><head><title>Dex</title></head><body><form m
 @pytest.fixture(scope="session")
 def compiled(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A pipeline compiled with the real kfp compiler."""
-    from kfp import compiler, dsl
+    from kfp import compiler
 
-    @dsl.component(base_image="python:3.11")
-    def add(a: float, b: float) -> float:
-        return a + b
-
-    @dsl.pipeline(name="client-it")
-    def pipeline(a: float = 1.0, b: float = 2.0) -> None:
-        add(a=a, b=b)
+    from .pipelines_src import client_it
 
     path = tmp_path_factory.mktemp("client") / "client-it.yaml"
-    compiler.Compiler().compile(pipeline, str(path))
+    compiler.Compiler().compile(client_it, str(path))
     return path
 
 
@@ -54,6 +48,9 @@ class Recorder:
         self.seen.append(f"{request.method} {path}")
         if path.startswith("/_kfp_ci"):
             return
+        spec = self.spec
+        if path.endswith("/apis/v2beta1/healthz") and spec.name.startswith("v1beta1"):
+            spec = SpecValidator("v2beta1-2.17.0")  # the generation probe: KFP 1.x answers it 404
         body: Any = None
         fields: list[str] = []
         content = request.read()
@@ -63,8 +60,8 @@ class Recorder:
             body = json.loads(content)
         if body is not None and self.spec.name == "v2beta1-2.5.0":
             body = _values_as_objects(body)
-        self.spec.validate_request(request.method, path, list(request.url.params.multi_items()), body,
-                                   form_fields=fields)
+        spec.validate_request(request.method, path, list(request.url.params.multi_items()), body,
+                              form_fields=fields)
 
 
 def _values_as_objects(body: Any) -> Any:
