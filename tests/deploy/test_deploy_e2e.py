@@ -88,6 +88,26 @@ def test_first_deploy_unchanged_redeploy_new_commit_and_conflict(
     assert versions_of(srv.url, "add-square") == sorted([first, second])
 
 
+def test_kfp_1_8_first_version_forced_name_is_replaced(
+    kfp_server: Callable[..., Any], repo: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """v1beta1 has no empty pipeline: upload, upload the real version, delete the one named after the pipeline."""
+    from kfp_ci.client import Client
+
+    srv = kfp_server(execute=False, compat="1.8")
+    root = repo("add-square")
+    monkeypatch.chdir(root)
+    code, out, data = kfp_ci("deploy", "add-square.yaml", "--host", srv.url, "-o", "json")
+    assert code == 0, out
+    assert data["pipeline_action"] == "created" and data["version_name"] == short_sha(root)
+    client = Client(srv.url)
+    assert client.server.api == "v1beta1"
+    names = [v.name for v in client.list_pipeline_versions(data["pipeline_id"])]
+    assert names == [short_sha(root)]
+    code, out, data = kfp_ci("deploy", "add-square.yaml", "--host", srv.url, "-o", "json")
+    assert code == 0 and data["version_action"] == "unchanged"
+
+
 def test_dry_run_changes_nothing(kfp_server: Callable[..., Any], repo: Callable[..., Path],
                                  monkeypatch: pytest.MonkeyPatch) -> None:
     srv = kfp_server(execute=False)
