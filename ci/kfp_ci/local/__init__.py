@@ -116,29 +116,38 @@ class LocalServer:
         return self._store
 
     # ---------------------------------------------------------------------------------------------- life
-    def start(self) -> LocalServer:
-        import uvicorn
-
-        app = self.build()
+    def bind(self) -> None:
+        """Listen on ``host:port`` now (port 0: any free one); sets ``port`` and ``url``."""
+        if getattr(self, "_sock", None) is not None:
+            return
         sock = socket.socket(socket.AF_INET6 if ":" in self.host else socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((self.host, self.port))
         except OSError as exc:
             sock.close()
-            self._shutdown_parts()
             raise UsageError(f"cannot listen on {self.host}:{self.port}: {exc.strerror}",
                              hint="choose another --port") from None
         sock.listen(128)
+        self._sock: socket.socket | None = sock
         self.port = int(sock.getsockname()[1])
         host = f"[{self.host}]" if ":" in self.host else self.host
         self.url = f"http://{host}:{self.port}"
+
+    def _uvicorn(self, app: Any) -> Any:
+        import uvicorn
+
         config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",
                                 timeout_graceful_shutdown=5)
-        self._server = uvicorn.Server(config)
-        self._sock = sock
+        return uvicorn.Server(config)
+
+    def start(self) -> LocalServer:
+        """Serve in a background thread; returns once the server answers."""
+        self.bind()
+        app = self.build()
+        self._server = self._uvicorn(app)
         self._parts["scheduler"].start()
-        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]},
+        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._sock]},
                                         name="kfp-ci-server", daemon=True)
         self._thread.start()
         deadline = time.monotonic() + 15
@@ -150,16 +159,13 @@ class LocalServer:
         return self
 
     def serve_forever(self) -> None:
-        """Serve in this (main) thread until Ctrl-C / SIGTERM, then stop cleanly."""
-        import uvicorn
-
+        """Serve in this (main) thread until Ctrl-C / SIGTERM, then stop workers and close the store."""
+        self.bind()
         app = self.build()
-        config = uvicorn.Config(app, host=self.host, port=self.port, log_level="warning", access_log=False,
-                                lifespan="off", timeout_graceful_shutdown=5)
-        self._server = uvicorn.Server(config)
+        self._server = self._uvicorn(app)
         self._parts["scheduler"].start()
         try:
-            self._server.run()
+            self._server.run(sockets=[self._sock])
         finally:
             self._shutdown_parts()
 
@@ -172,6 +178,9 @@ class LocalServer:
         self._shutdown_parts()
 
     def _shutdown_parts(self) -> None:
+        sock, self._sock = getattr(self, "_sock", None), None
+        if sock is not None:
+            sock.close()
         parts, self._parts = self._parts, {}
         if parts:
             parts["scheduler"].stop()
@@ -265,9 +274,9 @@ def serve_command(app: Any, **kwargs: Any) -> int:
     )
     host = kwargs.get("bind_host") or "127.0.0.1"
     server = LocalServer(options, host=host, port=int(kwargs.get("port", 8888)))
-    shown = f"[{host}]" if ":" in host else host
+    server.bind()
     mode = "multi-user" if options.multi_user else "single-user"
-    _console.info(f"kfp-ci serve: KFP {options.compat} API and page on http://{shown}:{server.port} ({mode}, "
+    _console.info(f"kfp-ci serve: KFP {options.compat} API and page on {server.url} ({mode}, "
                   f"auth {options.auth}, {'executing' if options.execute else 'not executing'} runs, data in "
                   f"{options.data_dir}); Ctrl-C stops")
     server.serve_forever()

@@ -143,7 +143,8 @@ class Api:
         if self.compat.has_v2:
             _v2.register(self.router, model)
         _v1.register(self.router, model)
-        self.router.add("GET", "/apis/v2beta1/healthz", self._healthz_v2)
+        if self.compat.has_v2:
+            self.router.add("GET", "/apis/v2beta1/healthz", self._healthz_v2)
         self.router.add("GET", "/apis/v1beta1/healthz", self._healthz_v1)
 
     def _healthz_v2(self, req: Req) -> Resp:

@@ -136,14 +136,21 @@ class Executor:
                 set_state(r, "CANCELED")
         self.store.update("run", run_id, change)
 
+    def _stopped(self, run_id: str) -> None:
+        """A run cut short: CANCELED when terminated, FAILED when the server is shutting down."""
+        if self._closing:
+            self._transition(run_id, "FAILED", RESTART_ERROR)
+        else:
+            self._canceled(run_id)
+
     def _supervise(self, run_id: str, package: bytes | None, params: dict[str, Any], cancel: threading.Event) -> None:
         try:
             self._transition(run_id, "RUNNING")
             if cancel.is_set():
-                return self._canceled(run_id)
+                return self._stopped(run_id)
             if not self.execute:
                 if cancel.wait(self.run_delay):
-                    return self._canceled(run_id)
+                    return self._stopped(run_id)
                 return self._transition(run_id, "SUCCEEDED")
             problem = package_problem(package or b"")
             if problem:
@@ -168,7 +175,7 @@ class Executor:
         with open(run_dir / "log.txt", "wb") as log:
             with self._lock:
                 if self._closing or cancel.is_set():
-                    return self._canceled(run_id)
+                    return self._stopped(run_id)
                 proc = subprocess.Popen(
                     [sys.executable, "-m", "kfp_ci.local._worker", str(run_dir)],
                     cwd=run_dir, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -186,9 +193,7 @@ class Executor:
         result = _read_result(run_dir)
         self._sync_tasks(run_id, run_dir, result)
         if cancel.is_set():
-            if self._closing:
-                return self._transition(run_id, "FAILED", RESTART_ERROR)
-            return self._canceled(run_id)
+            return self._stopped(run_id)
         self.store.set_run_artifacts(run_id, [dict(a, run_id=run_id) for a in result.get("artifacts", [])])
         if result.get("ok") and proc.returncode == 0:
             return self._transition(run_id, "SUCCEEDED")
