@@ -1,0 +1,160 @@
+"""Execution, termination, schedules and the command line, with real worker processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from kfp_ci.cli import main
+
+from .test_api import V2, upload, upload_version
+
+
+def _wait(url: str, run_id: str, states: tuple[str, ...], timeout: float = 60) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        run: dict[str, Any] = httpx.get(f"{url}{V2}/runs/{run_id}").json()
+        if run.get("state") in states or time.monotonic() > deadline:
+            return run
+        time.sleep(0.1)
+
+
+def _run(url: str, pipeline_id: str, **extra: Any) -> dict[str, Any]:
+    body = {"display_name": "r", "pipeline_version_reference": {"pipeline_id": pipeline_id}, **extra}
+    response = httpx.post(f"{url}{V2}/runs", json=body)
+    assert response.status_code == 200, response.text
+    return dict(response.json())
+
+
+def _group_alive(pgid: int) -> bool:
+    """A live (not zombie) process is still in process group ``pgid``."""
+    time.sleep(0.2)
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
+                return True
+    return False
+
+
+def _worker_pgids(run_dir: Path) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except OSError:
+                continue
+            if "kfp_ci.local._worker" in cmd and str(run_dir) in cmd:
+                found.append(os.getpgid(int(entry.name)))
+    return found
+
+
+@pytest.mark.slow
+def test_terminate_kills_the_worker_and_its_tasks(kfp_server: Callable[..., Any], pipelines: dict[str, Path]) -> None:
+    srv = kfp_server(execute=True)
+    p = upload(srv.url, pipelines["slow"], name="slow").json()
+    run = _run(srv.url, p["pipeline_id"])
+    running = _wait(srv.url, run["run_id"], ("RUNNING",))
+    run_dir = srv.store.data_dir / "runs" / run["run_id"]
+    deadline = time.monotonic() + 30
+    while not (running.get("run_details") or {}).get("task_details") and time.monotonic() < deadline:
+        time.sleep(0.1)
+        running = httpx.get(f"{srv.url}{V2}/runs/{run['run_id']}").json()
+    pgids = _worker_pgids(run_dir)
+    assert pgids, "the worker process should be running"
+    assert httpx.post(f"{srv.url}{V2}/runs/{run['run_id']}:terminate").status_code == 200
+    done = _wait(srv.url, run["run_id"], ("CANCELED",), timeout=20)
+    assert done["state"] == "CANCELED"
+    assert [h["state"] for h in done["state_history"]][-2:] == ["CANCELING", "CANCELED"]
+    assert not any(_group_alive(g) for g in pgids)  # worker and task subprocesses are gone
+
+
+@pytest.mark.slow
+def test_unrunnable_packages_fail_with_a_clear_error(kfp_server: Callable[..., Any], pipelines: dict[str, Path],
+                                                     tmp_path: Path) -> None:
+    srv = kfp_server(execute=True)
+    container = upload(srv.url, pipelines["container"], name="container").json()
+    argo = tmp_path / "argo.yaml"
+    argo.write_text(yaml.safe_dump({"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow",
+                                    "metadata": {"generateName": "old-"}, "spec": {"entrypoint": "main"}}))
+    v1 = upload(srv.url, argo, name="argo").json()
+    failed_container = _wait(srv.url, _run(srv.url, container["pipeline_id"])["run_id"], ("FAILED", "SUCCEEDED"))
+    failed_argo = _wait(srv.url, _run(srv.url, v1["pipeline_id"])["run_id"], ("FAILED", "SUCCEEDED"))
+    assert failed_container["state"] == "FAILED" and "Container Component" in failed_container["error"]["message"]
+    assert failed_argo["state"] == "FAILED" and "Argo" in failed_argo["error"]["message"]
+    assert httpx.get(f"{srv.url}{V2}/healthz").status_code == 200  # nothing else harmed
+
+
+def test_always_latest_recurring_run_uses_the_newest_version(kfp_server: Callable[..., Any],
+                                                             pipelines: dict[str, Path]) -> None:
+    srv = kfp_server(execute=False, run_delay=0.0)
+    p = upload(srv.url, pipelines["add-square"], name="p").json()
+    rec = httpx.post(f"{srv.url}{V2}/recurringruns", json={
+        "display_name": "latest", "pipeline_version_reference": {"pipeline_id": p["pipeline_id"]},
+        "trigger": {"periodic_schedule": {"interval_second": "1"}}, "mode": "ENABLE", "max_concurrency": "5",
+        "no_catchup": True}).json()
+    newest = upload_version(srv.url, pipelines["add-square"], pipelineid=p["pipeline_id"], name="v2").json()
+    deadline = time.monotonic() + 10
+    runs: list[dict[str, Any]] = []
+    while time.monotonic() < deadline:
+        runs = [r for r in httpx.get(f"{srv.url}{V2}/runs").json().get("runs", [])
+                if r.get("recurring_run_id") == rec["recurring_run_id"]]
+        if runs:
+            break
+        time.sleep(0.2)
+    assert runs, "the recurring run did not fire"
+    assert {r["pipeline_version_reference"]["pipeline_version_id"] for r in runs} == {newest["pipeline_version_id"]}
+
+
+def test_serve_help_documents_every_flag() -> None:
+    result = CliRunner().invoke(main, ["serve", "--help"])
+    assert result.exit_code == 0
+    for flag in ["--host", "--port", "--data-dir", "--compat", "--multi-user", "--auth", "--dex-shape", "--kubeflow",
+                 "--dex-url-shape", "--connectors", "--users-file", "--tokens-file", "--session-ttl", "--no-execute",
+                 "--run-delay", "--faults"]:
+        assert flag in result.output
+
+
+@pytest.mark.slow
+def test_kfp_ci_serve_logs_requests_and_stops_cleanly_on_ctrl_c(tmp_path: Path, pipelines: dict[str, Path]) -> None:
+    proc = subprocess.Popen([sys.executable, "-m", "kfp_ci", "serve", "--port", "0", "--data-dir", str(tmp_path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stderr is not None
+        line = proc.stderr.readline()
+        url = next(word for word in line.split() if word.startswith("http://127.0.0.1:"))
+        p = upload(url, pipelines["slow"], name="slow").json()
+        run = _run(url, p["pipeline_id"])
+        _wait(url, run["run_id"], ("RUNNING",))
+        deadline = time.monotonic() + 30
+        pgids: list[int] = []
+        while not pgids and time.monotonic() < deadline:
+            pgids = _worker_pgids(tmp_path / "runs" / run["run_id"])
+            time.sleep(0.1)
+        assert pgids
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=20)
+        err = proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode in (0, 130), err
+    assert "Traceback" not in err
+    log_lines = [x for x in err.splitlines() if "/apis/v2beta1/runs" in x]
+    assert any(" POST /apis/v2beta1/runs 200 " in x for x in log_lines), err
+    assert not any(_group_alive(g) for g in pgids)  # no orphan worker
