@@ -11,7 +11,7 @@ import os
 import re
 import ssl
 import warnings
-from collections.abc import Generator, Mapping
+from collections.abc import Callable, Generator, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -131,6 +131,35 @@ class CookieAuth(httpx.Auth):
 
 
 # -------------------------------------------------------------------------------------------------- client
+_PROXY_VARS = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
+
+
+class _LazyTransport(httpx.BaseTransport):
+    """Builds its transport on first use: loading CA certificates costs ~50 ms that plain HTTP never needs."""
+
+    def __init__(self, factory: Callable[[], httpx.BaseTransport]) -> None:
+        self._factory = factory
+        self._inner: httpx.BaseTransport | None = None
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if self._inner is None:
+            self._inner = self._factory()
+        return self._inner.handle_request(request)
+
+    def close(self) -> None:
+        if self._inner is not None:
+            self._inner.close()
+
+
+def _tls(verify: bool | str | os.PathLike[str] | ssl.SSLContext) -> bool | ssl.SSLContext:
+    if isinstance(verify, (str, os.PathLike)):
+        path = Path(verify)
+        if path.is_file():
+            return ssl.create_default_context(cafile=str(path))
+        return ssl.create_default_context(capath=str(path))
+    return verify
+
+
 def build_http_client(
     *,
     auth: httpx.Auth | None,
@@ -148,28 +177,25 @@ def build_http_client(
         )
         if bundle:
             verify = bundle
-    if isinstance(verify, (str, os.PathLike)):
-        path = Path(verify)
-        if not path.exists():
-            raise UsageError(f"CA bundle {path} does not exist: fix --ca-bundle / SSL_CERT_FILE / REQUESTS_CA_BUNDLE")
-        context = ssl.create_default_context(cafile=str(path)) if path.is_file() else ssl.create_default_context(
-            capath=str(path)
-        )
-        verify = context
-    if isinstance(timeout, httpx.Timeout):
-        timeouts = timeout
-    else:
-        timeouts = httpx.Timeout(timeout, connect=min(10.0, timeout))
-    return httpx.Client(
-        auth=auth,
-        verify=verify,
-        timeout=timeouts,
-        transport=transport,
-        trust_env=True,
-        follow_redirects=True,
-        headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
-        event_hooks=dict(event_hooks or {}),
-    )
+    if isinstance(verify, (str, os.PathLike)) and not Path(verify).exists():
+        raise UsageError(f"CA bundle {verify} does not exist: fix --ca-bundle / SSL_CERT_FILE / REQUESTS_CA_BUNDLE")
+    timeouts = timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout, connect=min(10.0, timeout))
+    common: dict[str, Any] = {
+        "auth": auth,
+        "timeout": timeouts,
+        "trust_env": True,
+        "follow_redirects": True,
+        "headers": {"User-Agent": USER_AGENT, "Accept": "application/json"},
+        "event_hooks": dict(event_hooks or {}),
+    }
+    if transport is not None:
+        return httpx.Client(transport=transport, **common)
+    if any(os.environ.get(name) for name in _PROXY_VARS):
+        return httpx.Client(verify=_tls(verify), **common)
+    # Plain http:// never does TLS (a context without CAs fails closed); https:// gets the real one on first use.
+    plain = httpx.HTTPTransport(verify=ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT))
+    secure = _LazyTransport(lambda: httpx.HTTPTransport(verify=_tls(verify)))
+    return httpx.Client(transport=plain, mounts={"https://": secure}, **common)
 
 
 # ------------------------------------------------------------------------------------------------ sniffing

@@ -232,8 +232,10 @@ class Client:
         reason = str(exc) or type(exc).__name__
         if isinstance(exc, _AMBIGUOUS):
             reason = f"{type(exc).__name__}: {reason}"
-        return ConnectError(f"cannot reach {self._base}: {reason}",
-                            hint="check the host, the network and the TLS settings")
+        hint = "check the host and the network"
+        if "CERTIFICATE_VERIFY_FAILED" in reason or "SSL" in reason:
+            hint = "the TLS certificate is not trusted: pass --ca-bundle or set SSL_CERT_FILE to your CA"
+        return ConnectError(f"cannot reach {self._base}: {reason}", hint=hint)
 
     def _ns(self, namespace: str | None) -> str | None:
         return self.namespace if namespace is None else (namespace or None)
