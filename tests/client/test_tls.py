@@ -45,7 +45,7 @@ def _self_signed(tmp: Path) -> tuple[Path, Path]:
 
 
 class _Healthz(http.server.BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         self.send_response(200)
         self.send_header("content-type", "application/json")
         self.send_header("content-length", str(len(HEALTHZ)))
