@@ -256,14 +256,14 @@ class RecurringRuns:
         self.parameters = parameters
 
     def _owned(self, raw: Any) -> Owned:
-        pid, spec = parse_marker(_get(raw, "description"))
+        pid, spec, stamp = parse_marker(_get(raw, "description"))
         status = str(_get(raw, "status", "mode", "enabled", default="") or "")
         enabled = status.upper() in ("ENABLED", "ENABLE", "TRUE")
         return Owned(
             id=str(_get(raw, "recurring_run_id", "id")),
             name=str(_get(raw, "display_name", "name", default="")),
             enabled=enabled,
-            created=_stamp(_get(raw, "created_at")),
+            created=stamp or "0" + _stamp(_get(raw, "created_at")),
             pipeline_id=pid,
             spec=spec,
         )

@@ -12,8 +12,8 @@ KFP cannot update a recurring run, so a change is a swap with neither gap nor ov
 4. delete the old one(s) (``keep_old`` keeps them, disabled).
 
 Convergence: any interruption leaves a state the next deploy repairs (a newest matching disabled run is
-reused; stale ones are disabled and deleted). Concurrency: the newest owned run (by creation time, then id)
-wins. A deploy that finds a newer owned run than its own, before or after enabling, steps back (disables and
+reused; stale ones are disabled and deleted). Concurrency: the newest owned run (by the creation stamp in its
+marker, then id) wins. A deploy that finds a newer owned run than its own, before or after enabling, steps back (disables and
 deletes its own); the winner disables every other enabled one after enabling itself. Whatever the
 interleaving, the last deploy to finish leaves one enabled recurring run and nobody fails.
 """
@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -32,7 +33,7 @@ from kfp_ci.errors import NotFound
 
 __all__ = ["Owned", "RecurringApi", "ScheduleOutcome", "ensure_recurring_run", "fingerprint"]
 
-_MARKER_RE = re.compile(r"kfp-ci:pipeline=(?P<pid>[^\s;]+)(?:;\s*spec=(?P<spec>[0-9a-f]+))?")
+_MARKER_RE = re.compile(r"kfp-ci:pipeline=(?P<pid>[^\s;]+)(?:;\s*spec=(?P<spec>[0-9a-f]+))?(?:;\s*t=(?P<t>\d+))?")
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,7 @@ class Owned:
     name: str
     enabled: bool
     created: str
-    """Sortable creation stamp (RFC 3339)."""
+    """Sortable creation stamp (the marker's ns clock, zero-padded)."""
     pipeline_id: str | None
     spec: str | None
 
@@ -91,15 +92,18 @@ def fingerprint(
     return hashlib.sha256(body.encode()).hexdigest()[:16]
 
 
-def marker(pipeline_id: str, spec: str) -> str:
-    return f"kfp-ci:pipeline={pipeline_id}; spec={spec}"
+def marker(pipeline_id: str, spec: str, stamp: int | None = None) -> str:
+    """The ownership marker. ``t`` is the creator's clock in ns: KFP's ``created_at`` has 1 s resolution,
+    too coarse to order two recurring runs created in the same second."""
+    return f"kfp-ci:pipeline={pipeline_id}; spec={spec}; t={time.time_ns() if stamp is None else stamp:020d}"
 
 
-def parse_marker(description: str | None) -> tuple[str | None, str | None]:
+def parse_marker(description: str | None) -> tuple[str | None, str | None, str | None]:
+    """``(pipeline id, spec fingerprint, creation stamp)`` from a description, ``None`` where absent."""
     match = _MARKER_RE.search(description or "")
     if not match:
-        return None, None
-    return match.group("pid"), match.group("spec")
+        return None, None, None
+    return match.group("pid"), match.group("spec"), match.group("t")
 
 
 def _quiet(action: Callable[[str], None], recurring_run_id: str) -> None:

@@ -60,10 +60,11 @@ def _git(cwd: Path, *args: str) -> str | None:
     return proc.stdout.strip() if proc.returncode == 0 else None
 
 
-def git_info(path: Path | None = None, env: dict[str, str] | None = None) -> GitInfo:
+def git_info(path: Path | None = None, env: dict[str, str] | None = None, *, want_count: bool = True) -> GitInfo:
     """Commit, ref, dirtiness and commit count of the work tree holding ``path`` (default: cwd).
 
-    Falls back to ``GITHUB_SHA`` / ``GITHUB_REF_NAME`` when there is no git work tree (e.g. a tarball).
+    One ``git status`` call gives the commit, the branch and dirtiness. Falls back to ``GITHUB_SHA`` /
+    ``GITHUB_REF_NAME`` when there is no git work tree (e.g. a tarball).
     """
     env = dict(os.environ) if env is None else env
     where = (path or Path.cwd()).resolve()
@@ -71,16 +72,27 @@ def git_info(path: Path | None = None, env: dict[str, str] | None = None) -> Git
         where = where.parent
     while not where.exists() and where != where.parent:
         where = where.parent
-    sha = _git(where, "rev-parse", "--verify", "-q", "HEAD")
+    status = _git(where, "status", "--porcelain=v2", "--branch", "--untracked-files=no")
+    sha: str | None = None
+    ref: str | None = None
+    dirty = False
+    for line in (status or "").splitlines():
+        if line.startswith("# branch.oid "):
+            value = line.split(" ", 2)[2].strip()
+            sha = value if value != "(initial)" else None
+        elif line.startswith("# branch.head "):
+            value = line.split(" ", 2)[2].strip()
+            ref = value if value != "(detached)" else None
+        elif line and not line.startswith("#"):
+            dirty = True
     if not sha:
         gh_sha = env.get("GITHUB_SHA") or None
         return GitInfo(sha=gh_sha, ref=env.get("GITHUB_REF_NAME") or None)
-    ref = _git(where, "symbolic-ref", "-q", "--short", "HEAD") or _git(where, "describe", "--tags", "--exact-match")
-    if not ref:  # detached HEAD, e.g. actions/checkout of a PR merge commit
-        ref = env.get("GITHUB_HEAD_REF") or env.get("GITHUB_REF_NAME") or None
-    status = _git(where, "status", "--porcelain", "--untracked-files=no")
-    count = _git(where, "rev-list", "--count", "HEAD")
-    return GitInfo(sha=sha, ref=ref, dirty=bool(status), count=int(count) if count and count.isdigit() else None)
+    if not ref:  # detached HEAD, e.g. actions/checkout of a tag or a PR merge commit
+        ref = (_git(where, "describe", "--tags", "--exact-match") or env.get("GITHUB_HEAD_REF")
+               or env.get("GITHUB_REF_NAME") or None)
+    count = _git(where, "rev-list", "--count", "HEAD") if want_count else None
+    return GitInfo(sha=sha, ref=ref, dirty=dirty, count=int(count) if count and count.isdigit() else None)
 
 
 def _safe(text: str) -> str:
@@ -133,11 +145,19 @@ def _canonical(value: Any) -> Any:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
 
 
-def content_hash(package: bytes) -> str:
+_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def load_documents(package: bytes) -> list[Any]:
+    """The non-empty YAML documents of a package (libyaml when available)."""
+    return [d for d in yaml.load_all(package.decode("utf-8"), Loader=_Loader) if d is not None]
+
+
+def content_hash(package: bytes, docs: list[Any] | None = None) -> str:
     """SHA-256 of the package's content (parsed YAML documents, key order and formatting ignored)."""
     try:
-        docs = [d for d in yaml.safe_load_all(package.decode("utf-8")) if d is not None]
-        body = _canonical(docs).encode("utf-8")
+        parsed = load_documents(package) if docs is None else docs
+        body = _canonical(parsed).encode("utf-8")
     except (yaml.YAMLError, UnicodeDecodeError):
         body = package
     return hashlib.sha256(body).hexdigest()

@@ -31,7 +31,7 @@ from kfp_ci._params import pipeline_inputs, resolve_parameters
 from kfp_ci._plan import Target, apply, assess
 from kfp_ci._report import DeployResult, dag_of, emit, iso, run_url
 from kfp_ci._schedule import ensure_recurring_run, fingerprint
-from kfp_ci._versioning import content_hash, describe_version, git_info, render_version_name
+from kfp_ci._versioning import content_hash, describe_version, git_info, load_documents, render_version_name
 from kfp_ci.config import PipelineConfig, Settings
 from kfp_ci.errors import ConfigError, KfpCiError, NotFound, RunFailed, TimeoutExpired, UsageError
 
@@ -81,18 +81,18 @@ class _Source:
     config: PipelineConfig | None = None
 
 
-def _read_package(path: Path) -> tuple[bytes, dict[str, Any]]:
+def _read_package(path: Path) -> tuple[bytes, list[Any]]:
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise UsageError(f"cannot read {path}: {exc.strerror}") from None
     try:
-        docs = [d for d in yaml.safe_load_all(data.decode("utf-8")) if d is not None]
+        docs = load_documents(data)
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise UsageError(f"{path} is not a compiled pipeline (YAML): {str(exc).splitlines()[0]}") from None
     if not docs or not isinstance(docs[0], dict) or not ("root" in docs[0] or "spec" in docs[0]):
         raise UsageError(f"{path} is not a compiled KFP pipeline (no 'root'); compile it with kfp-ci compile")
-    return data, docs[0]
+    return data, docs
 
 
 def load_target(
@@ -110,16 +110,17 @@ def load_target(
 ) -> Target:
     """Read a compiled package and decide everything about it offline (name, version, typed params)."""
     cli_params = tuple(cli_params)
-    data, spec = _read_package(package)
+    data, docs = _read_package(package)
+    spec: dict[str, Any] = docs[0]
     pipeline_name = name or str((spec.get("pipelineInfo") or {}).get("name") or package.stem)
-    digest = content_hash(data)
+    digest = content_hash(data, docs)
     params: dict[str, Any] = {}
     if need_params:
         params = resolve_parameters(pipeline_inputs(spec), cli_params, parameters,
                                     pipeline=f"pipeline '{pipeline_name}'")
     elif cli_params:
         raise UsageError("--param needs --run or a schedule (--schedule/--every)")
-    info = git_info(git_path or package)
+    info = git_info(git_path or package, want_count="{n}" in (version_template or ""))
     return Target(
         name=pipeline_name,
         package=package,

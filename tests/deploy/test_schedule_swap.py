@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import pytest
 
-from kfp_ci._schedule import Owned, ensure_recurring_run
+from kfp_ci._schedule import Owned, ensure_recurring_run, parse_marker
 from kfp_ci.errors import NotFound
 
 
@@ -38,9 +38,10 @@ class Store:
     def create(self, *, name: str, description: str, enabled: bool) -> Owned:
         with self.lock:
             n = next(self.ids)
-            spec = description.rsplit("spec=", 1)[1]
-            run = Owned(id=f"r{n}", name=name, enabled=enabled, created=f"2026-01-01T00:00:{n:02d}Z",
-                        pipeline_id="p", spec=spec)
+            pid, spec, stamp = parse_marker(description)
+            # Ids sort against creation order, as random ids may: order must come from the marker's stamp.
+            run = Owned(id=f"r{100 - n}", name=name, enabled=enabled, created=stamp or "", pipeline_id=pid,
+                        spec=spec)
             self.runs[run.id] = run
         self._event(f"create {run.id}")
         return run
@@ -79,24 +80,24 @@ def deploy(store: Store, spec: str, **kw: object) -> str:
 def test_first_then_unchanged_then_swap_in_order() -> None:
     store = Store()
     assert deploy(store, "aaaa") == "created"
-    assert store.enabled() == ["r1"]
+    assert store.enabled() == ["r99"]
     store.calls.clear()
     assert deploy(store, "aaaa") == "unchanged"
     assert store.calls == ["list"]
     store.calls.clear()
     assert deploy(store, "bbbb") == "swapped"
     # create disabled, disable old, enable new, delete old: neither gap nor overlap.
-    assert [c for c in store.calls if c != "list"] == ["create r2", "disable r1", "enable r2", "delete r1"]
-    assert store.enabled() == ["r2"] and list(store.runs) == ["r2"]
+    assert [c for c in store.calls if c != "list"] == ["create r98", "disable r99", "enable r98", "delete r99"]
+    assert store.enabled() == ["r98"] and list(store.runs) == ["r98"]
 
 
 def test_keep_old_keeps_the_replaced_run_disabled() -> None:
     store = Store()
     deploy(store, "aaaa")
     deploy(store, "bbbb", keep_old=True)
-    assert store.enabled() == ["r2"] and sorted(store.runs) == ["r1", "r2"]
+    assert store.enabled() == ["r98"] and sorted(store.runs) == ["r99", "r98"]
     assert deploy(store, "bbbb", keep_old=True) == "unchanged"
-    assert sorted(store.runs) == ["r1", "r2"]
+    assert sorted(store.runs) == ["r99", "r98"]
 
 
 def test_dry_run_changes_nothing() -> None:
@@ -105,7 +106,7 @@ def test_dry_run_changes_nothing() -> None:
     before = dict(store.runs)
     outcome = ensure_recurring_run(store, pipeline_id="p", name="t", description="d", spec="bbbb", dry_run=True)
     assert outcome.action == "would swap" and store.runs == before
-    assert "disable r1" in outcome.steps
+    assert "disable r99" in outcome.steps
 
 
 @pytest.mark.parametrize("crash_after", ["create", "disable", "enable"])
@@ -114,7 +115,7 @@ def test_interrupted_swap_converges_on_the_next_deploy(crash_after: str) -> None
     deploy(store, "aaaa")
 
     def crash(what: str) -> None:
-        if what.startswith(crash_after) and what != "create r1":
+        if what.startswith(crash_after) and what != "create r99":
             raise KeyboardInterrupt
 
     store.hook = crash
@@ -123,7 +124,7 @@ def test_interrupted_swap_converges_on_the_next_deploy(crash_after: str) -> None
     store.hook = None
     assert len(store.runs) == 2  # left mid-swap
     deploy(store, "bbbb")
-    assert store.enabled() == ["r2"] and list(store.runs) == ["r2"]
+    assert store.enabled() == ["r98"] and list(store.runs) == ["r98"]
     assert deploy(store, "bbbb") == "unchanged"
 
 
