@@ -217,6 +217,25 @@ def test_reset_after_an_upload_leaves_exactly_one_version(connect: Any, compiled
     assert sum(1 for s in recorder.seen if s.endswith("/upload_version")) == 1  # looked up, never re-sent
 
 
+def test_a_read_timeout_on_an_upload_still_leaves_exactly_one_version(kfp_server: Any, compiled: Path) -> None:
+    """The server is slow (delay, then it stores the upload): the client times out, looks the version up, finds
+    nothing yet and sends again; the late first request then meets the name and fails on the server side."""
+    import time
+
+    srv = kfp_server(compat="2.17", execute=False, faults=True)
+    seen: list[str] = []
+    hooks = {"request": [lambda r: seen.append(f"{r.method} {r.url.path}")]}
+    with Client(srv.url, timeout=0.3, retry=RetryPolicy(attempts=3), event_hooks=hooks) as client:
+        pipeline = client.upload_pipeline(compiled)
+        srv.add_fault(match=r"/pipelines/upload_version", method="POST", count=1, action="delay", seconds=0.8)
+        version = client.upload_pipeline_version(compiled, "git-ddd", pipeline_id=pipeline.pipeline_id)
+        time.sleep(1.0)  # let the delayed first upload finish on the server
+        versions = [v for v in client.list_pipeline_versions(pipeline.pipeline_id) if v.name == "git-ddd"]
+    assert [v.pipeline_version_id for v in versions] == [version.pipeline_version_id]
+    uploads = [i for i, call in enumerate(seen) if call.endswith("/upload_version")]
+    assert len(uploads) == 2 and seen[uploads[0] + 1].startswith("GET ")  # looked up before sending again
+
+
 def test_login_page_with_200_raises_here_while_kfp_client_returns_nones(connect: Any) -> None:
     srv, client, _ = connect("2.17", faults=True)
     srv.add_fault(match=".*", method=None, count=1000, action="status", status=200, body=LOGIN_HTML,
