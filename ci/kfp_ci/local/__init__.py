@@ -97,8 +97,9 @@ class LocalServer:
             app = Router(routes=[*routes, *prefixed], default=app)
         self._login: Any = None
         if opts.auth != "none" and _has_module("kfp_ci.local._login"):
-            from kfp_ci.local import _login
+            import importlib
 
+            _login = importlib.import_module("kfp_ci.local._login")
             self._login = _login
             app = _login.wrap_login(app, opts)
         self._login_app = app

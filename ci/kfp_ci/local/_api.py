@@ -74,18 +74,23 @@ def parse_ts(value: Any, field: str) -> float | None:
         raise bad(f"{field} is not an RFC 3339 timestamp: {value!r}") from None
 
 
-def clean(value: Any) -> Any:
+def clean(value: dict[str, Any]) -> dict[str, Any]:
     """protojson with EmitUnpopulated=false: drop None, '', 0, False, empty lists and maps (recursively)."""
+    out: dict[str, Any] = _clean(value)
+    return out
+
+
+def _clean(value: Any) -> Any:
     if isinstance(value, dict):
         out = {}
         for k, v in value.items():
-            v = clean(v)
+            v = _clean(v)
             if v in (None, "", [], {}) or v is False or (type(v) in (int, float) and v == 0):
                 continue
             out[k] = v
         return out
     if isinstance(value, list):
-        return [clean(v) for v in value]
+        return [_clean(v) for v in value]
     return value
 
 
@@ -641,6 +646,8 @@ class Model:
                             service_account=rec.get("service_account", ""), recurring_run_id=rec["id"],
                             scheduled_at=scheduled_at)
         except HttpError as exc:
+            message = exc.message
+
             def note(r: Record) -> None:
-                r["error"] = exc.message
+                r["error"] = message
             self.store.update("recurring", rec["id"], note)

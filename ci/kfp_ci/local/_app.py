@@ -195,7 +195,7 @@ class Api:
             resp = await run_in_threadpool(handler, req)
         except HttpError as exc:
             resp = self.error(exc)
-        except Exception as exc:  # noqa: BLE001 - answer 500 like KFP, keep serving
+        except Exception as exc:
             log.exception("internal error on %s %s", method, path)
             resp = self.error(HttpError(13, f"Internal error: {exc}"))
         await respond(send, resp)

@@ -156,7 +156,7 @@ class Executor:
             if problem:
                 return self._transition(run_id, "FAILED", f"Cannot execute this run locally: {problem}.")
             self._run_worker(run_id, package or b"", params, cancel)
-        except Exception as exc:  # noqa: BLE001 - a broken run must never take the server down
+        except Exception as exc:
             self._transition(run_id, "FAILED", f"internal error of the embedded server: {exc}")
         finally:
             with self._lock:

@@ -10,7 +10,8 @@ from kfp_ci.local._api import ts
 if TYPE_CHECKING:
     from kfp_ci.local._api import Model
 
-_STYLE = """body{font-family:system-ui,sans-serif;margin:2rem;color:#222}table{border-collapse:collapse;margin-bottom:2rem}
+_STYLE = """body{font-family:system-ui,sans-serif;margin:2rem;color:#222}
+table{border-collapse:collapse;margin-bottom:2rem}
 td,th{border:1px solid #ccc;padding:.3rem .6rem;text-align:left}th{background:#f3f3f3}
 .SUCCEEDED{color:#17702a}.FAILED{color:#b00020}.RUNNING,.PENDING{color:#8a5a00}.CANCELED{color:#666}"""
 

@@ -7,6 +7,7 @@ callback, which resolves always-latest recurring runs to the newest version at e
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 from collections.abc import Callable
@@ -24,6 +25,7 @@ _MACROS = {
 _EVERY = re.compile(r"^@every\s+((?:\d+(?:\.\d+)?(?:h|m|s|ms))+)$")
 _UNIT = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
 MAX_CATCHUP = 20
+log = logging.getLogger("kfp_ci.local")
 
 
 def cron_error(expr: str) -> str:
@@ -58,7 +60,7 @@ def parse_cron(expr: str) -> tuple[str, float]:
     spec = " ".join(fields)
     try:
         croniter(spec, second_at_beginning=True)
-    except Exception as exc:  # noqa: BLE001 - croniter raises several types
+    except Exception as exc:
         raise ValueError(f"{exc}: {expr}") from None
     return spec, 0.0
 
@@ -106,8 +108,8 @@ class Scheduler:
         while not self._stop.wait(self.tick):
             try:
                 self.run_due(now())
-            except Exception:  # noqa: BLE001 - keep scheduling; the error shows on the next API call
-                pass
+            except Exception:  # keep scheduling; a broken record must not stop the others
+                log.exception("recurring runs: scheduling failed")
 
     def run_due(self, at: float) -> None:
         with self._mutex:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 Record = dict[str, Any]
+Records = list[Record]
 
 KINDS = ("pipeline", "version", "experiment", "run", "recurring")
 
@@ -78,7 +79,8 @@ class Store:
                         return False
             self._seq += 1
             self._db.execute(
-                "INSERT INTO objects (kind, id, namespace, parent, name, created_at, seq, data) VALUES (?,?,?,?,?,?,?,?)",
+                "INSERT INTO objects (kind, id, namespace, parent, name, created_at, seq, data) "
+                "VALUES (?,?,?,?,?,?,?,?)",
                 (kind, record["id"], record.get("_ns") or "", record.get("_parent") or "", record.get("name") or "",
                  float(record["created_at"]), self._seq, json.dumps(record)),
             )
@@ -106,7 +108,7 @@ class Store:
             row = self._db.execute("SELECT data FROM objects WHERE kind = ? AND id = ?", (kind, record_id)).fetchone()
         return json.loads(row[0]) if row else None
 
-    def list(self, kind: str, *, parent: str | None = None, namespace: str | None = None) -> list[Record]:
+    def list(self, kind: str, *, parent: str | None = None, namespace: str | None = None) -> Records:
         """All records of ``kind`` (oldest first), optionally only those under ``parent`` / in ``namespace``."""
         sql = "SELECT data FROM objects WHERE kind = ?"
         args: list[Any] = [kind]
@@ -147,7 +149,7 @@ class Store:
             return int(self._db.execute("SELECT COUNT(*) FROM packages").fetchone()[0])
 
     # ---------------------------------------------------------------------------------------- artifacts
-    def set_run_artifacts(self, run_id: str, artifacts: list[Record]) -> None:
+    def set_run_artifacts(self, run_id: str, artifacts: Records) -> None:
         with self._lock:
             self._db.execute("DELETE FROM artifacts WHERE run_id = ?", (run_id,))
             self._db.executemany(
@@ -158,7 +160,7 @@ class Store:
     def run_exists(self, run_id: str) -> bool:
         return self.get("run", run_id) is not None
 
-    def run_artifacts(self, run_id: str) -> list[Record]:
+    def run_artifacts(self, run_id: str) -> Records:
         """Output artifacts and parameters of an executed run, one dict per artifact:
         ``{"run_id", "task", "name", "type" (schema title, e.g. system.Metrics), "uri", "metadata": {...},
         "parameters": {task output parameters}}``."""

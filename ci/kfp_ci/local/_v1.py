@@ -119,7 +119,7 @@ class V1:
         spec: dict[str, Any] = {"pipeline_id": r.get("pipeline_id"), "parameters": params}
         if r.get("inline") and r.get("package"):
             content = (self.m.store.package(r["package"]) or b"").decode()
-            doc = next((d for d in yaml.safe_load_all(content) if d), {})
+            doc: dict[str, Any] = next((d for d in yaml.safe_load_all(content) if d), {})
             spec["workflow_manifest" if "root" not in doc else "pipeline_manifest"] = json.dumps(doc)
         refs = []
         if r.get("experiment_id"):

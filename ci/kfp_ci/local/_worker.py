@@ -69,13 +69,13 @@ def main(run_dir: Path) -> int:
             _flush(run_dir, result)
             return outputs, task_status
 
-        task_dispatcher.run_single_task_implementation = recorded  # type: ignore[assignment]
+        task_dispatcher.run_single_task_implementation = recorded
         local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(run_dir / "outputs"),
                    raise_on_error=True)
         pipeline = components.load_component_from_file(str(run_dir / "pipeline.yaml"))
         pipeline(**params)
         result["ok"] = True
-    except BaseException as exc:  # noqa: BLE001 - everything becomes the run's error
+    except BaseException as exc:  # everything becomes the run's error
         traceback.print_exc()
         message = " ".join(str(exc).split()) or type(exc).__name__
         result["error"] = f"{type(exc).__name__}: {message}"
