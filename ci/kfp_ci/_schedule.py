@@ -12,10 +12,10 @@ KFP cannot update a recurring run, so a change is a swap with neither gap nor ov
 4. delete the old one(s) (``keep_old`` keeps them, disabled).
 
 Convergence: any interruption leaves a state the next deploy repairs (a newest matching disabled run is
-reused; stale ones are disabled and deleted). Concurrency: the newest owned run (by the creation stamp in its
-marker, then id) wins. A deploy that finds a newer owned run than its own, before or after enabling, steps back (disables and
-deletes its own); the winner disables every other enabled one after enabling itself. Whatever the
-interleaving, the last deploy to finish leaves one enabled recurring run and nobody fails.
+reused; stale ones are disabled and deleted). Concurrency: the newest owned run (by the creation stamp in
+its marker, then id) wins. A deploy that finds a newer owned run than its own, before or after enabling,
+steps back (disables and deletes its own); the winner disables every other enabled one after enabling
+itself. Whatever the interleaving, the last deploy to finish leaves one enabled recurring run and nobody fails.
 """
 
 from __future__ import annotations

@@ -95,9 +95,9 @@ def test_keep_old_keeps_the_replaced_run_disabled() -> None:
     store = Store()
     deploy(store, "aaaa")
     deploy(store, "bbbb", keep_old=True)
-    assert store.enabled() == ["r98"] and sorted(store.runs) == ["r99", "r98"]
+    assert store.enabled() == ["r98"] and sorted(store.runs) == ["r98", "r99"]
     assert deploy(store, "bbbb", keep_old=True) == "unchanged"
-    assert sorted(store.runs) == ["r99", "r98"]
+    assert sorted(store.runs) == ["r98", "r99"]
 
 
 def test_dry_run_changes_nothing() -> None:
