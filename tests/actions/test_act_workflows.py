@@ -68,3 +68,117 @@ def test_deploy_workflow_uploads_a_version_sets_every_output_and_masks_the_token
 
     assert TOKEN not in result.output
     assert "***" in result.output
+
+
+def test_retrain_workflow_runs_the_latest_version_and_waits(consumer: Path, compiled_hello: Path, run_act: Any,
+                                                            server: LocalServer) -> None:
+    """schedule: the example caller runs kfp-retrain.yml, which runs the newest version and waits for SUCCEEDED."""
+    client = _client(server)
+    pipeline = client.create_pipeline("hello-ci")
+    client.upload_pipeline_version(compiled_hello, "v1", pipeline_id=pipeline.id)
+    newest = client.upload_pipeline_version(compiled_hello, "v2", pipeline_id=pipeline.id)
+
+    result = run_act(consumer, "schedule", "kfp-retrain.yml",
+                     variables={"KFP_HOST": server.url, "KFP_AUTH": "token", "KFP_PIPELINE": "hello-ci"},
+                     secrets={"KFP_TOKEN": TOKEN})
+    assert result.returncode == 0, result.output[-4000:]
+    printed = _printed(result.output, "retrained")
+    assert printed.get("version-name") == "v2", result.output[-3000:]
+    assert printed.get("run-state") == "SUCCEEDED"
+    run = client.get_run(printed["run-id"])
+    assert run.pipeline_version_id == newest.id
+    assert run.state == "SUCCEEDED"
+    assert TOKEN not in result.output
+
+
+def test_retrain_workflow_fails_clearly_when_nothing_is_deployed(consumer: Path, run_act: Any,
+                                                                 server: LocalServer) -> None:
+    """No such pipeline on the server: the job fails with one line saying to deploy first, no traceback."""
+    result = run_act(consumer, "schedule", "kfp-retrain.yml",
+                     variables={"KFP_HOST": server.url, "KFP_AUTH": "token", "KFP_PIPELINE": "hello-ci"},
+                     secrets={"KFP_TOKEN": TOKEN})
+    assert result.returncode != 0
+    assert "no pipeline named 'hello-ci'" in result.output
+    assert "Traceback" not in result.output
+    assert TOKEN not in result.output
+
+
+CHANGED_SOURCE = '''
+from kfp import dsl
+
+
+@dsl.component(base_image="python:3.11-slim")
+def make_rows(rows: int) -> int:
+    return rows * 2
+
+
+@dsl.component(base_image="python:3.12-slim")
+def report(total: int) -> str:
+    return f"total={total}"
+
+
+@dsl.component(base_image="python:3.11-slim")
+def publish(total: int, channel: str) -> str:
+    return f"{channel}:{total}"
+
+
+@dsl.pipeline(name="hello-ci")
+def hello_pipeline(rows: int = 3, channel: str = "ml"):
+    first = make_rows(rows=rows)
+    report(total=first.output)
+    publish(total=first.output, channel=channel)
+'''
+
+BROKEN_SOURCE = '''
+from kfp import dsl
+
+
+@dsl.component(base_image="python:3.11-slim")
+def make_rows(rows: int) -> int:
+    return rows * 2
+
+
+@dsl.pipeline(name="hello-ci")
+def hello_pipeline(rows: int = 3):
+    make_rows(rows=rows, nonsense=1)
+'''
+
+PR_EVENT = '{"pull_request": {"number": 7, "base": {"ref": "main"}, "head": {"ref": "feature"}}}'
+
+
+def _branch(repo: Path, source: str, *, recompile: bool) -> None:
+    import conftest
+
+    conftest._git(repo, "checkout", "-q", "-b", "feature")
+    (repo / "pipelines" / "hello.py").write_text(source, encoding="utf-8")
+    if recompile:
+        conftest.compile_pipeline(repo / "pipelines" / "hello.py", repo / "compiled" / "hello-ci.yaml")
+    conftest._git(repo, "commit", "-q", "-am", "change the pipeline")
+
+
+def test_validate_workflow_passes_and_summarises_what_changed(consumer: Path, run_act: Any) -> None:
+    """pull_request: a good change passes the compile check; the summary shows the DAG and the diff to main."""
+    _branch(consumer, CHANGED_SOURCE, recompile=True)
+    result = run_act(consumer, "pull_request", "kfp-pr.yml", event_json=PR_EVENT)
+    assert result.returncode == 0, result.output[-4000:]
+    summary = "\n".join(line.split("Summary - ", 1)[-1] for line in result.output.splitlines())
+    assert "Pipeline `hello-ci`" in summary
+    assert "| + | step | `publish` | added |" in summary
+    assert "| + | parameter | `channel` | STRING = \"ml\" |" in summary
+    assert re.search(r"\| ~ \| step \| `report` \| image python:3.11-slim -> python:3.12-slim", summary)
+    assert "graph TD" in summary and "-->" in summary
+
+
+def test_validate_workflow_fails_with_a_located_annotation_on_a_broken_pipeline(consumer: Path,
+                                                                                run_act: Any) -> None:
+    """pull_request: a pipeline that does not compile fails the job with an error annotation at its line."""
+    _branch(consumer, BROKEN_SOURCE, recompile=False)
+    result = run_act(consumer, "pull_request", "kfp-pr.yml", event_json=PR_EVENT)
+    assert result.returncode != 0
+    annotations = re.findall(r"::error file=([^,:]+),line=(\d+)[^:]*::(.*)", result.output)
+    assert annotations, result.output[-4000:]
+    files = {Path(f).name for f, _line, _msg in annotations}
+    assert "hello.py" in files
+    lines = {int(line) for f, line, _msg in annotations if f.endswith("hello.py")}
+    assert 12 in lines, annotations
+    assert "Traceback" not in result.output
