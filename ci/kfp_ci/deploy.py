@@ -17,7 +17,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -457,13 +457,24 @@ def deploy_command(app: Any, settings: Settings, **kwargs: Any) -> int:
     host = str(getattr(client, "host", None) or settings.host or "")
     results: list[DeployResult] = []
     failure: KfpCiError | None = None
+    # Deploy (and start) every pipeline first, then wait for all the runs: they run side by side.
+    start_only = replace(options, wait=False)
     for target, schedule, latest, _config in prepared:
-        try:
-            results.append(deploy_target(api, target, options, namespace=settings.namespace, host=host,
-                                         schedule=schedule, latest=latest))
-        except TimeoutExpired as exc:
-            failure = exc
-            break
+        results.append(deploy_target(api, target, start_only, namespace=settings.namespace, host=host,
+                                     schedule=schedule, latest=latest))
+    if options.wait:
+        deadline = None if options.timeout is None else time.monotonic() + options.timeout
+        for result in results:
+            if not result.run_id:
+                continue
+            left = None if deadline is None else max(0.001, deadline - time.monotonic())
+            try:
+                run = wait_for_run(api, result.run_id, timeout=left, terminate_on_timeout=options.terminate_on_timeout,
+                                   interval=options.poll_interval, max_interval=options.poll_max)
+            except TimeoutExpired as exc:
+                failure = exc
+                break
+            result.run_state, result.run_duration, result.run_error = run.state, _duration(run), run.error
     emit(results, kwargs.get("output") or "text")
     if failure is not None:
         raise failure
