@@ -25,18 +25,11 @@ DEMO_USER = "user@example.com"
 DEMO_PASSWORD = "12341234"  # noqa: S105 - the embedded server's documented demo account, not a secret
 
 
-def find_examples(root: Path | None = None) -> list[Path]:
-    """Example pipeline sources (``examples/*/pipeline.py`` or ``examples/*.py``), in a stable order."""
-    base = root or _examples_dir()
-    if base is None or not base.is_dir():
-        return []
-    found = sorted(base.glob("*/pipeline.py")) or sorted(p for p in base.glob("*.py") if not p.name.startswith("_"))
-    return found
-
-
-def _examples_dir() -> Path | None:
-    for candidate in (Path.cwd() / "examples", Path(__file__).resolve().parents[2] / "examples"):
-        if candidate.is_dir():
+def find_examples(root: Path | None = None) -> Path | None:
+    """The examples' ``pyproject.toml`` (its ``[tool.kfp-ci]`` declares the example pipelines)."""
+    for base in ([root] if root else [Path.cwd() / "examples", Path(__file__).resolve().parents[2] / "examples"]):
+        candidate = base / "pyproject.toml"
+        if candidate.is_file():
             return candidate
     return None
 
@@ -80,10 +73,10 @@ def demo_command(app: Any, data_dir: Path, port: int = 0, keep_serving: bool = F
         from kfp_ci.local import LocalServer, ServerOptions
     except ImportError:
         raise UsageError("kfp-ci demo needs the local extra: pip install 'kfp-ci[local,demo]'") from None
-    examples = find_examples()
-    if not examples:
-        raise UsageError("no examples found: run kfp-ci demo from the kfp-ci source tree (examples/)")
-    data_dir = Path(data_dir)
+    config = find_examples()
+    if config is None:
+        raise UsageError("no examples found: run kfp-ci demo from the kfp-ci source tree (examples/pyproject.toml)")
+    data_dir = Path(data_dir).resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     out_dir = data_dir / "compiled"
     started = time.monotonic()
@@ -91,23 +84,24 @@ def demo_command(app: Any, data_dir: Path, port: int = 0, keep_serving: bool = F
     _console.out("kfp-ci demo: an embedded KFP server with Dex login, and the CI flow on the examples")
     with LocalServer(options, host="127.0.0.1", port=port) as server:
         url = server.url
-        _console.out(f"server: {url}  (user {DEMO_USER})")
+        _console.out(f"server: {url}  (Dex user {DEMO_USER}; the password comes from KFP_CI_PASSWORD)")
+        cfg = ["--config", str(config)]
         conn = ["--host", url, "--auth", "dex", "--username", DEMO_USER]
-        with _env(KFP_CI_PASSWORD=DEMO_PASSWORD, KFP_CI_CONFIG="", KFP_CI_HOST=url):
-            _kfp_ci(["compile", *[str(p) for p in examples], "--out-dir", str(out_dir)])
+        with _env(KFP_CI_PASSWORD=DEMO_PASSWORD, KFP_CI_HOST=url):
+            _kfp_ci([*cfg, "compile", "--out-dir", str(out_dir)])
             packages = sorted(out_dir.glob("*.yaml"))
             if not packages:
                 raise _StepFailed(f"compile wrote no pipeline into {out_dir}")
-            _kfp_ci(["login", *conn])
             names = [str(p) for p in packages]
-            _kfp_ci(["deploy", *names, *conn, "-e", "demo", "--run", "--wait", "--timeout", "600"])
-            _kfp_ci(["deploy", *names, *conn, "-e", "demo"])
-            first = packages[-1]
-            _kfp_ci(["deploy", str(first), *conn, "-e", "demo", "--schedule", "0 3 * * *"])
-            _kfp_ci(["status", *conn, "--limit", "5"])
+            _kfp_ci([*cfg, "login", *conn])
+            _kfp_ci([*cfg, "deploy", *names, *conn, "--run", "--wait", "--timeout", "900"])
+            _kfp_ci([*cfg, "deploy", *names, *conn])
+            scheduled = packages[0].stem
+            _kfp_ci([*cfg, "schedule", scheduled, *conn, "--schedule", "0 3 * * *"])
+            _kfp_ci([*cfg, "status", *conn, "--limit", "5"])
         elapsed = time.monotonic() - started
         _console.out("")
-        _console.out(f"Done in {elapsed:.0f}s. Look at the runs, versions and the recurring run: {url}/")
+        _console.out(f"Done in {elapsed:.0f}s. Look at the pipelines, versions, runs and the recurring run: {url}/")
         if keep_serving:
             _console.out("Serving until Ctrl-C.")
             try:

@@ -170,7 +170,9 @@ def _sources(names: Sequence[str], settings: Settings) -> list[_Source]:
         elif path_part.endswith((".yaml", ".yml", ".json")):
             if not Path(path_part).is_file():
                 raise UsageError(f"{name}: no such file")
-            config = next((c for c in settings.pipelines if c.output and c.output == Path(name).resolve()), None)
+            resolved = Path(name).resolve()
+            config = next((c for c in settings.pipelines if c.output and c.output == resolved), None) or \
+                configured.get(resolved.stem)  # e.g. compiled with --out-dir: <name>.yaml
             sources.append(_Source(Path(name), config))
         elif path_part.endswith(".py"):
             if not Path(path_part).is_file():
