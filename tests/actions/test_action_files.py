@@ -1,0 +1,164 @@
+"""The action and workflow files: their contract, the argv they build, and the linters that guard them."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import stat
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+ACTIONS = sorted([ROOT / "action.yml", *ROOT.glob("actions/*/action.yml")])
+WORKFLOWS = sorted([*ROOT.glob(".github/workflows/*.yml"), *ROOT.glob("examples/github/*.yml")])
+OUTPUTS = {"pipeline-id", "version-id", "version-name", "run-id", "run-url", "run-state", "recurring-run-id"}
+SCRIPT = ROOT / "actions" / "_setup" / "kfp-ci.sh"
+
+
+def _load(path: Path) -> dict[str, Any]:
+    data = yaml.load(path.read_text(encoding="utf-8"), Loader=yaml.BaseLoader)  # noqa: S506 - strings only
+    assert isinstance(data, dict)
+    return data
+
+
+def test_root_action_is_the_deploy_action() -> None:
+    """`uses: owner/repo@v1` gets exactly the deploy action; only the path to the checkout differs."""
+    root = (ROOT / "action.yml").read_text(encoding="utf-8")
+    deploy = (ROOT / "actions" / "deploy" / "action.yml").read_text(encoding="utf-8")
+    assert root == deploy.replace("${{ github.action_path }}/../..", "${{ github.action_path }}")
+    assert "${{ github.action_path }}/../.." in deploy
+
+
+@pytest.mark.parametrize("path", ACTIONS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_actions_are_composite_with_kebab_inputs_reaching_run_only_through_env(path: Path) -> None:
+    action = _load(path)
+    assert action["runs"]["using"] == "composite"
+    assert "python-version" in action["inputs"]
+    for name in action["inputs"]:
+        assert re.fullmatch(r"[a-z][a-z0-9]*(-[a-z0-9]+)*", name), name
+    for step in action["runs"]["steps"]:
+        assert "${{" not in step.get("run", ""), step
+    used = "\n".join(str(v) for s in action["runs"]["steps"] for v in (s.get("env") or {}).values())
+    used += "\n".join(str(v) for s in action["runs"]["steps"] for v in (s.get("with") or {}).values())
+    for name in action["inputs"]:
+        assert f"inputs.{name} }}}}" in used, f"input {name} is declared but never used"
+    for secret in ("password", "token", "cookie"):
+        if secret in action["inputs"]:
+            [step] = [s for s in action["runs"]["steps"] if s.get("id") == "kfp-ci"]
+            assert step["env"][f"KFP_CI_{secret.upper()}"] == f"${{{{ inputs.{secret} }}}}"
+
+
+@pytest.mark.parametrize("name", ["action.yml", "actions/deploy/action.yml", "actions/run/action.yml"])
+def test_deploy_and_run_actions_declare_every_output_from_the_kfp_ci_step(name: str) -> None:
+    outputs = _load(ROOT / name)["outputs"]
+    assert set(outputs) == OUTPUTS
+    for key, value in outputs.items():
+        assert value["value"] == f"${{{{ steps.kfp-ci.outputs.{key} }}}}"
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_workflows_have_empty_top_permissions_and_job_timeouts(path: Path) -> None:
+    workflow = _load(path)
+    assert workflow["permissions"] == {} or workflow["permissions"] == "{}"
+    for name, job in workflow["jobs"].items():
+        assert "permissions" in job, f"{name}: no permissions"
+        if "uses" not in job:  # a job calling a reusable workflow cannot take timeout-minutes
+            assert "timeout-minutes" in job, f"{name}: no timeout-minutes"
+
+
+def test_reusable_workflows_declare_typed_inputs_secrets_and_outputs() -> None:
+    for name in ("kfp-validate", "kfp-deploy", "kfp-retrain"):
+        call = _load(ROOT / ".github" / "workflows" / f"{name}.yml")["on"]["workflow_call"]
+        assert all("type" in spec for spec in call["inputs"].values()), name
+        assert call["outputs"], name
+        if name != "kfp-validate":
+            assert {"password", "token", "cookie"} <= set(call["secrets"]), name
+    deploy = _load(ROOT / ".github" / "workflows" / "kfp-deploy.yml")
+    assert OUTPUTS <= set(deploy["on"]["workflow_call"]["outputs"])
+    job = deploy["jobs"]["deploy"]
+    assert job["concurrency"]["cancel-in-progress"] == "false"
+    assert "inputs.environment" in job["concurrency"]["group"]
+    assert job["environment"] == "${{ inputs.environment }}"
+
+
+# ------------------------------------------------------------------------------ argv built from inputs
+@pytest.fixture
+def fake_kfp_ci(tmp_path: Path) -> Path:
+    """A stand-in kfp-ci that prints each argument on its own line and the secret env names it received."""
+    fake = tmp_path / "kfp-ci"
+    fake.write_text('#!/bin/sh\nfor a in "$@"; do printf "arg:%s\\n" "$a"; done\n'
+                    'printf "pwd:%s\\n" "$PWD"\n', encoding="utf-8")
+    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
+    return fake
+
+
+def _argv(fake: Path, command: str, **inputs: str) -> tuple[int, list[str], str]:
+    env = {"PATH": os.environ["PATH"], "KFP_CI_BIN": str(fake)}
+    env.update({f"KFP_CI_IN_{k.upper()}": v for k, v in inputs.items()})
+    done = subprocess.run(["bash", str(SCRIPT), command], env=env, capture_output=True, text=True, check=False)
+    args = [line[4:] for line in done.stdout.splitlines() if line.startswith("arg:")]
+    return done.returncode, args, done.stdout + done.stderr
+
+
+def test_deploy_inputs_become_flags_lists_and_repeated_options(fake_kfp_ci: Path, tmp_path: Path) -> None:
+    code, args, _ = _argv(fake_kfp_ci, "deploy", pipelines="train\n  compiled/score.yaml  ",
+                          params="epochs=3\n\n  note=two words = fine \n", run="true", wait="True",
+                          timeout="600", require="r2>=0.8\nmse<=120", dry_run="false",
+                          working_directory=str(tmp_path), config="pyproject.toml")
+    assert code == 0
+    assert args == ["--config", "pyproject.toml", "deploy", "--param", "epochs=3", "--param",
+                    "note=two words = fine", "--run", "--wait", "--timeout", "600", "--require", "r2>=0.8",
+                    "--require", "mse<=120", "train", "compiled/score.yaml"]
+
+
+def test_run_and_compile_commands(fake_kfp_ci: Path) -> None:
+    code, args, _ = _argv(fake_kfp_ci, "run", pipeline="train", version="latest", wait="true")
+    assert (code, args) == (0, ["run", "train", "--version", "latest", "--wait"])
+    code, args, _ = _argv(fake_kfp_ci, "compile", check="true", format="github", paths="pipelines/*.py")
+    assert (code, args) == (0, ["compile", "--check", "--format", "github", "pipelines/*.py"])
+
+
+def test_a_bad_boolean_input_fails_with_one_line(fake_kfp_ci: Path) -> None:
+    code, args, output = _argv(fake_kfp_ci, "deploy", run="maybe")
+    assert code == 2 and not args
+    assert "'maybe' is not a boolean" in output
+
+
+# ------------------------------------------------------------------------------------------ linters
+def _lint_tree(tmp_path: Path) -> Path:
+    tree = tmp_path / "tree"
+    for part in ("actions", ".github", "examples/github", "scripts/lint-actions", "action.yml"):
+        source = ROOT / part
+        if source.is_dir():
+            shutil.copytree(source, tree / part)
+        else:
+            (tree / part).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, tree / part)
+    return tree
+
+
+def _lint(tree: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    return subprocess.run([str(tree / "scripts" / "lint-actions")], env=env, capture_output=True, text=True,
+                          check=False, timeout=120)
+
+
+@pytest.mark.slow
+def test_lint_actions_is_clean_and_catches_an_input_inlined_into_run(tmp_path: Path) -> None:
+    """Zero findings on the real files; an `${{ inputs.* }}` pasted into a run: block fails the lint."""
+    tree = _lint_tree(tmp_path)
+    clean = _lint(tree)
+    assert clean.returncode == 0, clean.stdout[-3000:] + clean.stderr[-3000:]
+    action = tree / "actions" / "run" / "action.yml"
+    text = action.read_text(encoding="utf-8")
+    action.write_text(text.replace("""run: '"$KFP_CI_ACTION_ROOT/actions/_setup/kfp-ci.sh" run'""",
+                                   """run: 'echo ${{ inputs.pipeline }}'"""), encoding="utf-8")
+    dirty = _lint(tree)
+    assert dirty.returncode != 0
+    assert "template-injection" in dirty.stdout + dirty.stderr
