@@ -6,10 +6,12 @@ Handlers raise :class:`HttpError`; ``_app`` turns it into the body shape of the 
 from __future__ import annotations
 
 import base64
+import copy
 import io
 import json
 import re
 import tarfile
+import threading
 import zipfile
 from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
@@ -23,6 +25,7 @@ from kfp_ci.local._scheduler import cron_error
 from kfp_ci.local._store import Record, Store, new_id, now
 
 Query = Mapping[str, str]
+_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 MAX_PACKAGE = 32 << 20
 OPS = {"EQUALS": 1, "NOT_EQUALS": 2, "GREATER_THAN": 3, "GREATER_THAN_EQUALS": 5, "LESS_THAN": 6,
        "LESS_THAN_EQUALS": 7, "IN": 8, "IS_SUBSTRING": 9}
@@ -345,6 +348,8 @@ class Model:
         self.compat = compat
         self.multi_user = multi_user
         self.profiles = dict(profiles)
+        self._specs: dict[str, dict[str, Any]] = {}
+        self._specs_lock = threading.Lock()
 
     # ---------------------------------------------------------------------------------------- users
     def namespaces_of(self, user: str) -> tuple[str, ...]:
@@ -407,7 +412,7 @@ class Model:
             raise bad("pipeline name must be at most 128 characters")
         record: Record = {"id": new_id(), "name": name, "display_name": display_name or name,
                           "description": description, "_ns": ns, "created_at": now(), "tags": tags or {}}
-        if not self.store.insert("pipeline", record, unique=lambda other: other["name"] == name):
+        if not self.store.insert("pipeline", record, unique_name=True):
             self._duplicate(f"Failed to create a new pipeline. The name {name} already exists. "
                             "Please specify a new name", upload, pipeline=True)
         return record
@@ -432,7 +437,7 @@ class Model:
                           "_parent": pipeline["id"], "_ns": pipeline.get("_ns", ""), "created_at": now(),
                           "package": digest, "code_source_url": code_source_url, "package_url": package_url,
                           "tags": tags or {}, "parameters": list(spec_parameters(spec))}
-        if not self.store.insert("version", record, unique=lambda other: other["name"] == name):
+        if not self.store.insert("version", record, unique_name=True):
             self._duplicate(f"Failed to create a new pipeline version. The name {name} already exist. "
                             "Specify a new name", upload, pipeline=False)
         return record
@@ -441,17 +446,26 @@ class Model:
         return self.store.list("version", parent=pipeline_id)
 
     def latest_version(self, pipeline_id: str) -> Record | None:
-        versions = self.versions(pipeline_id)
-        return max(versions, key=lambda v: (int(v["created_at"]), self._seq_of(v, versions))) if versions else None
-
-    @staticmethod
-    def _seq_of(v: Record, versions: list[Record]) -> int:
-        return versions.index(v)
+        """Newest by creation second, then by insertion order (KFP breaks same-second ties by random UUID)."""
+        best: Record | None = None
+        for v in self.versions(pipeline_id):  # oldest first: a later one wins a tie
+            if best is None or int(v["created_at"]) >= int(best["created_at"]):
+                best = v
+        return best
 
     def spec_of(self, version: Record) -> dict[str, Any]:
-        content = self.store.package(version["package"]) or b""
-        docs = [d for d in yaml.safe_load_all(content) if d is not None]
-        return docs[0] if docs and isinstance(docs[0], dict) else {}
+        """The IR (first YAML document) of a version's package, parsed once per content hash."""
+        digest = str(version["package"])
+        cached = self._specs.get(digest)
+        if cached is None:
+            content = self.store.package(digest) or b""
+            docs = [d for d in yaml.load_all(content, Loader=_Loader) if d is not None]
+            cached = docs[0] if docs and isinstance(docs[0], dict) else {}
+            with self._specs_lock:
+                if len(self._specs) > 256:
+                    self._specs.clear()
+                self._specs[digest] = cached
+        return copy.deepcopy(cached)
 
     def delete_pipeline(self, pipeline: Record, *, cascade: bool) -> None:
         versions = self.versions(pipeline["id"])
@@ -468,7 +482,7 @@ class Model:
             raise bad("Experiment name is empty. Please specify a valid experiment name")
         record: Record = {"id": new_id(), "name": name, "description": description, "_ns": ns,
                           "created_at": now(), "storage_state": "AVAILABLE", "last_run_created_at": None}
-        if not self.store.insert("experiment", record, unique=lambda other: other["name"] == name):
+        if not self.store.insert("experiment", record, unique_name=True):
             message = f"Failed to create a new experiment. The name {name} already exists. Please specify a new name"
             raise HttpError(6, f"Already exist error: {message}", user_message=message)
         return record

@@ -35,6 +35,7 @@ CREATE TABLE IF NOT EXISTS objects (
     PRIMARY KEY (kind, id)
 );
 CREATE INDEX IF NOT EXISTS objects_kind_parent ON objects (kind, parent);
+CREATE INDEX IF NOT EXISTS objects_kind_name ON objects (kind, parent, namespace, name);
 CREATE TABLE IF NOT EXISTS packages (hash TEXT PRIMARY KEY, content BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS artifacts (
     run_id TEXT NOT NULL,
@@ -69,14 +70,17 @@ class Store:
             self._db.close()
 
     # ------------------------------------------------------------------------------------------ objects
-    def insert(self, kind: str, record: Record, *, unique: Callable[[Record], bool] | None = None) -> bool:
-        """Insert ``record`` (needs ``id``, ``created_at``). With ``unique``, refuse (return False) when an existing
-        record of the same kind and parent/namespace makes ``unique(existing)`` true; check and insert are atomic."""
+    def insert(self, kind: str, record: Record, *, unique_name: bool = False) -> bool:
+        """Insert ``record`` (needs ``id``, ``created_at``). With ``unique_name``, refuse (return False) when a record
+        of the same kind, parent and namespace has the same ``name``; check and insert are atomic."""
         with self._lock:
-            if unique is not None:
-                for other in self.list(kind, parent=record.get("_parent"), namespace=record.get("_ns")):
-                    if unique(other):
-                        return False
+            if unique_name:
+                found = self._db.execute(
+                    "SELECT 1 FROM objects WHERE kind = ? AND parent = ? AND namespace = ? AND name = ? LIMIT 1",
+                    (kind, record.get("_parent") or "", record.get("_ns") or "", record.get("name") or ""),
+                ).fetchone()
+                if found:
+                    return False
             self._seq += 1
             self._db.execute(
                 "INSERT INTO objects (kind, id, namespace, parent, name, created_at, seq, data) "
