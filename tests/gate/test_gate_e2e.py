@@ -10,6 +10,10 @@ KFP 1.8: metrics reported with ``:reportMetrics`` come back in ``run.metrics`` a
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -53,32 +57,47 @@ def test_gate_building_energy_on_the_embedded_server(kfp_server: Callable[..., A
     package = compile_energy(tmp_path)
     conn = ["--host", url, "--auth", "none"]
 
-    deployed = kfp_ci("deploy", str(package), *conn, "-e", "ct", "--version-name", "v1", "--run", "--wait",
-                      "--timeout", "300", "--param", "n_rows=100", "--param", "noise=4.0",
-                      "--require", "r2>=0.8", "--require", "mse<=120")
-    assert deployed.exit_code == 0, deployed.output
-    assert "r2 " in deployed.output and "PASSED" in deployed.output
-
-    with Client(url) as client:
-        experiment = client.create_experiment("ct")
-        (good,) = client.list_runs(experiment_id=experiment.experiment_id).runs
-        assert good.state == "SUCCEEDED"
-        noisy = client.run_pipeline(experiment.experiment_id, "noisy", params={"n_rows": 100, "noise": 30.0},
-                                    pipeline_id=good.pipeline_id, version_id=good.pipeline_version_id)
-        done = client.wait_for_run_completion(noisy.run_id, timeout=300, sleep_duration=0.5)
-        assert done.state == "SUCCEEDED", done.error
+    # The CI job's command, in its own process; the noisy run starts as soon as the good one exists, so the
+    # two pipelines execute side by side.
+    deploy = subprocess.Popen(
+        [sys.executable, "-m", "kfp_ci", "deploy", str(package), *conn, "-e", "ct", "--version-name", "v1",
+         "--run", "--wait", "--timeout", "300", "--param", "n_rows=100", "--param", "noise=4.0",
+         "--require", "r2>=0.8", "--require", "mse<=120"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, "KFP_CI_CONFIG": "", "GITHUB_ACTIONS": "", "GITHUB_STEP_SUMMARY": ""})
+    try:
+        with Client(url) as client:
+            deadline = time.monotonic() + 120
+            good = None
+            while good is None and time.monotonic() < deadline and deploy.poll() is None:
+                experiments = [e for e in client.list_experiments().experiments if e.display_name == "ct"]
+                runs = client.list_runs(experiment_id=experiments[0].experiment_id).runs if experiments else ()
+                good = runs[0] if runs else None
+                time.sleep(0.2)
+            assert good is not None, deploy.communicate()[0]
+            noisy = client.run_pipeline(good.experiment_id, "noisy", params={"n_rows": 100, "noise": 30.0},
+                                        pipeline_id=good.pipeline_id, version_id=good.pipeline_version_id)
+            done = client.wait_for_run_completion(noisy.run_id, timeout=300, sleep_duration=0.5)
+            assert done.state == "SUCCEEDED", done.error
+        output, _ = deploy.communicate(timeout=300)
+    finally:
+        if deploy.poll() is None:
+            deploy.kill()
+    assert deploy.returncode == 0, output
+    assert f"gate for run {good.run_id}" in output and "PASSED" in output
 
     loose = kfp_ci("gate", good.run_id, *conn, "--require", "r2>=0.8", "--require", "mse<=120")
     assert loose.exit_code == 0, loose.output
     lines = loose.output.splitlines()
     assert lines[0] == f"gate for run {good.run_id} (metrics from ML Metadata (gRPC-web))"
     assert lines[1].split() == ["metric", "value", "threshold", "baseline", "verdict"]
-    r2 = float(next(line for line in lines if line.startswith("r2 ")).split()[1])
+    r2_text = next(line for line in lines if line.startswith("r2 ")).split()[1]
+    r2 = float(r2_text)
     assert 0.8 <= r2 <= 1.0
 
     strict = kfp_ci("gate", good.run_id, *conn, "--require", "r2>=0.999")
     assert strict.exit_code == 1
-    assert f"FAIL: {lines[2].split()[1]} is not >= 0.999" in strict.output
+    assert f"FAIL: {r2_text} is not >= 0.999" in strict.output
     assert f"error: run {good.run_id} did not pass the gate: r2:" in strict.output
 
     summary = tmp_path / "summary.md"
