@@ -58,8 +58,10 @@ from kfp_ci._models import (
 from kfp_ci._retry import RetryPolicy, set_testing
 from kfp_ci.errors import (
     ApiError,
+    AuthError,
     Conflict,
     ConnectError,
+    KfpCiError,
     NotFound,
     ServerError,
     TimeoutExpired,
@@ -182,6 +184,8 @@ class Client:
                 if budget.wait():
                     continue
                 raise self._connect_error(exc) from None
+            except httpx.HTTPError as exc:
+                raise self._transport_error(exc) from None
             if response.status_code in _RETRY_STATUSES and budget.wait(_retry_after(response)):
                 continue
             return response
@@ -237,6 +241,14 @@ class Client:
             hint = "the TLS certificate is not trusted: pass --ca-bundle or set SSL_CERT_FILE to your CA"
         return ConnectError(f"cannot reach {self._base}: {reason}", hint=hint)
 
+    def _transport_error(self, exc: httpx.HTTPError) -> KfpCiError:
+        if isinstance(exc, httpx.TooManyRedirects):
+            return AuthError(f"{self._base} redirected too many times (a login redirect loop?)",
+                             hint="log in again or check the auth settings")
+        if isinstance(exc, httpx.ProxyError):
+            return ConnectError(f"the HTTP proxy failed: {exc}", hint="check HTTPS_PROXY / HTTP_PROXY / NO_PROXY")
+        return self._connect_error(exc)
+
     def _ns(self, namespace: str | None) -> str | None:
         return self.namespace if namespace is None else (namespace or None)
 
@@ -270,6 +282,8 @@ class Client:
                 if budget.wait():
                     continue
                 raise self._connect_error(exc) from None
+            except httpx.HTTPError as exc:
+                raise self._transport_error(exc) from None
             status = response.status_code
             if status in _RETRY_STATUSES and not is_html(response):
                 if idempotent or status in (429, 503):

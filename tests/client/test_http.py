@@ -364,3 +364,11 @@ def test_a_1x_version_means_v1beta1_even_when_the_v2_healthz_answers() -> None:
     client = make_client(lambda r: httpx.Response(200, json={"commit_sha": "x", "tag_name": "1.8.5",
                                                               "multi_user": False}))
     assert client.server.api == "v1beta1"
+
+
+def test_a_redirect_loop_is_an_auth_error() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(302, headers={"location": "/oauth2/start?rd=/"})
+
+    with pytest.raises(AuthError, match="redirected too many times"):
+        make_client(handler).server  # noqa: B018
