@@ -22,7 +22,7 @@ SCRIPT = ROOT / "actions" / "_setup" / "kfp-ci.sh"
 
 
 def _load(path: Path) -> dict[str, Any]:
-    data = yaml.load(path.read_text(encoding="utf-8"), Loader=yaml.BaseLoader)  # noqa: S506 - strings only
+    data = yaml.load(path.read_text(encoding="utf-8"), Loader=yaml.BaseLoader)
     assert isinstance(data, dict)
     return data
 
