@@ -24,7 +24,7 @@ def pipelines(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     out = tmp_path_factory.mktemp("pipelines")
     paths = {}
     for name, func in [("add-square", d.add_square), ("always-fails", d.always_fails), ("slow", d.slow),
-                       ("container", d.container)]:
+                       ("container", d.container), ("metrics", d.metrics)]:
         paths[name] = out / f"{name}.yaml"
         compiler.Compiler().compile(func, str(paths[name]))
     return paths

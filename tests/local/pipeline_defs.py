@@ -48,3 +48,14 @@ def echo() -> dsl.ContainerSpec:
 @dsl.pipeline(name="container")
 def container() -> None:
     echo()
+
+
+@dsl.component(base_image="python:3.11")
+def evaluate(r2: float, scores: dsl.Output[dsl.Metrics]) -> float:
+    scores.log_metric("r2", r2)
+    return r2 * 2
+
+
+@dsl.pipeline(name="metrics")
+def metrics(r2: float = 0.9) -> None:
+    evaluate(r2=r2)

@@ -158,3 +158,17 @@ def test_kfp_ci_serve_logs_requests_and_stops_cleanly_on_ctrl_c(tmp_path: Path, 
     log_lines = [x for x in err.splitlines() if "/apis/v2beta1/runs" in x]
     assert any(" POST /apis/v2beta1/runs 200 " in x for x in log_lines), err
     assert not any(_group_alive(g) for g in pgids)  # no orphan worker
+
+
+@pytest.mark.slow
+def test_executed_run_keeps_artifacts_and_outputs(kfp_server: Callable[..., Any], pipelines: dict[str, Path]) -> None:
+    srv = kfp_server(execute=True)
+    p = upload(srv.url, pipelines["metrics"], name="metrics").json()
+    run = _wait(srv.url, _run(srv.url, p["pipeline_id"], runtime_config={"parameters": {"r2": 0.75}})["run_id"],
+                ("SUCCEEDED", "FAILED"))
+    assert run["state"] == "SUCCEEDED", run.get("error")
+    artifacts = srv.store.run_artifacts(run["run_id"])
+    assert [(a["task"], a["name"], a["type"], a["metadata"]) for a in artifacts] == [
+        ("evaluate", "scores", "system.Metrics", {"r2": 0.75})]
+    assert artifacts[0]["parameters"] == {"Output": 1.5} and artifacts[0]["uri"]
+    assert (srv.store.data_dir / "runs" / run["run_id"] / "log.txt").stat().st_size > 0

@@ -8,6 +8,7 @@ runs. Importing this package is cheap: starlette, uvicorn and kfp are imported o
 from __future__ import annotations
 
 import importlib.util
+import logging
 import socket
 import threading
 import time
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
 
 __all__ = ["LocalServer", "ServerOptions", "serve_command"]
 
+log = logging.getLogger("kfp_ci.local")
 DEFAULT_USERS = {"user@example.com": "12341234"}
 DEFAULT_PROFILES = {"user@example.com": ("kubeflow-user-example-com",)}
 
@@ -96,6 +98,9 @@ class LocalServer:
                         for r in routes if isinstance(r, Route)]
             app = Router(routes=[*routes, *prefixed], default=app)
         self._login: Any = None
+        if opts.auth != "none" and not _has_module("kfp_ci.local._login"):
+            log.warning("--auth %s needs the login emulation (kfp_ci.local._login), which is missing: serving "
+                        "without login", opts.auth)
         if opts.auth != "none" and _has_module("kfp_ci.local._login"):
             import importlib
 

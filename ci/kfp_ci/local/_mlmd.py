@@ -11,7 +11,8 @@ The data comes from ``store.run_artifacts(run_id)``: one dict per output artifac
 ``uri`` and ``metadata`` (for ``system.Metrics``, the scalar metrics); a record without ``type`` and ``uri``
 (a task with output parameters only) becomes an execution without artifact. A run with no record (``[]``,
 ``None`` or a ``LookupError``) has no ``system.PipelineRun`` context unless ``store.run_exists(run_id)`` (if
-the store has it) says it exists.
+the store has it) says it exists. A record's ``parameters`` (the task's output parameters) become the
+execution's ``outputs`` custom property, a ``Struct``, as KFP's launcher records them.
 Like KFP's backend, numbers become ``double_value``, booleans ``int_value``, lists and dicts a ``Struct``.
 """
 
@@ -132,11 +133,14 @@ class _Run:
         self.run_id = run_id
         self.context_id = ids.id("context", run_id)
         self.tasks: dict[str, int] = {}
+        self.outputs: dict[str, dict[str, Any]] = {}  # task -> output parameters
         self.artifacts: list[tuple[int, int, str, Mapping[str, Any]]] = []  # (artifact id, execution id, name, raw)
         for raw in outputs:
             task = str(raw.get("task") or raw.get("task_name") or raw.get("producer_task") or "")
             name = str(raw.get("name") or raw.get("output") or "")
             execution = self.tasks.setdefault(task, ids.id("execution", run_id, task))
+            if isinstance(raw.get("parameters"), Mapping) and raw["parameters"]:
+                self.outputs.setdefault(task, {}).update(raw["parameters"])
             if not (raw.get("type") or raw.get("schema_title") or raw.get("uri")):
                 continue  # a task with output parameters only: an execution, no artifact
             artifact = ids.id("artifact", run_id, task, name)
@@ -178,6 +182,8 @@ class _Service:
         # Execution: id 1, type_id 2, last_known_state 3, custom_properties 5, type 7
         w = Writer().varint(1, ident).varint(2, _EXECUTION_TYPE_ID).varint(3, _COMPLETE)
         _properties(w, 5, {"task_name": task, "display_name": task, "pipeline_run_id": run.run_id})
+        if run.outputs.get(task):  # output parameters: custom property "outputs", a Struct (as KFP's launcher)
+            w.message(5, Writer().string(1, "outputs").message(2, Writer().message(4, _struct(run.outputs[task]))))
         return w.string(7, _EXECUTION_TYPE)
 
     def artifact(self, ident: int, name: str, raw: Mapping[str, Any]) -> Writer:
