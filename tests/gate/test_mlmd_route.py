@@ -102,3 +102,22 @@ def test_answers_have_the_proto_shapes(serve_routes: Callable[[list[Any]], str])
         assert err.value.code == 12
         # not gRPC-web at all
         assert http.post(f"{service}/GetArtifactTypes", json={}).status_code == 415
+
+
+def test_output_parameters_are_the_execution_outputs_struct(serve_routes: Callable[[list[Any]], str]) -> None:
+    url = serve_routes(mlmd_routes(Store()))
+    service = f"{url}/ml_metadata.MetadataStoreService"
+    headers = {"content-type": CT, "x-grpc-web": "1"}
+    with httpx.Client() as http:
+        context = parse_grpc_web(http.post(f"{service}/GetContextByTypeAndName", headers=headers,
+                                           content=framed(b"\x0a\x12system.PipelineRun\x12\x05run-a")).content)
+        execs = parse_grpc_web(http.post(f"{service}/GetExecutionsByContext", headers=headers,
+                                         content=framed(bytes([0x08, context[3]]))).content)
+    # custom_properties=5 entry {key=1: "outputs", value=2: Value{struct_value=4: Struct{fields=1: {"Output":
+    # google.protobuf.Value{string_value=3: "svr"}}}}}
+    value = b"\x1a\x03svr"  # google.protobuf.Value{string_value=3}
+    fields_entry = b"\x0a\x06Output\x12\x05" + value  # Struct.fields map entry {key=1, value=2}: 15 bytes
+    struct_ = b"\x0a\x0f" + fields_entry  # Struct{fields=1}: 17 bytes
+    mlmd_value = b"\x22\x11" + struct_  # ml_metadata.Value{struct_value=4}: 19 bytes
+    entry = b"\x0a\x07outputs\x12\x13" + mlmd_value  # 30 bytes
+    assert b"\x2a\x1e" + entry in execs
