@@ -381,9 +381,14 @@ class Client:
             raise UsageError("the pipeline name is empty: pass --name or set pipelineInfo.name")
         ns = self._ns(namespace)
         req = self.dialect.upload_pipeline(name, description, ns, display_name)
-        raw = self._call(req, idempotent=False, action=f"upload pipeline {name!r}",
-                         files={"uploadfile": (filename, data, "application/octet-stream")},
-                         recover=lambda: self._find_pipeline_raw(name, ns))
+        try:
+            raw = self._call(req, idempotent=False, action=f"upload pipeline {name!r}",
+                             files={"uploadfile": (filename, data, "application/octet-stream")},
+                             recover=lambda: self._find_pipeline_raw(name, ns))
+        except Conflict as exc:
+            where = f"namespace {ns}" if ns else "the shared namespace"
+            raise Conflict(exc.status, f"pipeline {name!r} already exists in {where}",
+                           hint="upload a new version of it instead") from None
         return Pipeline.from_json(raw)
 
     def create_pipeline(self, pipeline_name: str, description: str | None = None, namespace: str | None = None,
@@ -418,9 +423,13 @@ class Client:
         assert pipeline_id is not None
         pid = pipeline_id
         req = self.dialect.upload_version(pid, pipeline_version_name, description, display_name)
-        raw = self._call(req, idempotent=False, action=f"upload version {pipeline_version_name!r}",
-                         files={"uploadfile": (filename, data, "application/octet-stream")},
-                         recover=lambda: self._find_version_raw(pid, pipeline_version_name))
+        try:
+            raw = self._call(req, idempotent=False, action=f"upload version {pipeline_version_name!r}",
+                             files={"uploadfile": (filename, data, "application/octet-stream")},
+                             recover=lambda: self._find_version_raw(pid, pipeline_version_name))
+        except Conflict as exc:  # since 2.15 the server's text is generic: say what clashed
+            raise Conflict(exc.status, f"pipeline {pid} already has a version named {pipeline_version_name!r}",
+                           hint="choose another version name") from None
         return PipelineVersion.from_json(raw, pid)
 
     def _find_version_raw(self, pipeline_id: str, name: str) -> Mapping[str, Any] | None:

@@ -112,7 +112,7 @@ def test_every_method_in_every_generation(connect: Any, compiled: Path, compat: 
     assert client.get_pipeline_id("no-such-pipeline") is None
     assert client.get_pipeline(pipeline.pipeline_id).name == "client-it"
     assert pipeline.pipeline_id in [p.pipeline_id for p in client.list_pipelines()]
-    with pytest.raises(Conflict):
+    with pytest.raises(Conflict, match="pipeline 'client-it' already exists"):
         client.upload_pipeline(compiled)
 
     if compat != "1.8":
@@ -124,7 +124,7 @@ def test_every_method_in_every_generation(connect: Any, compiled: Path, compat: 
     v1 = client.upload_pipeline_version(compiled, "git-aaa", pipeline_id=pipeline.pipeline_id, description="a")
     v2 = client.upload_pipeline_version(compiled, "git-bbb", pipeline_name="client-it")
     assert (v1.name, v2.name) == ("git-aaa", "git-bbb")
-    with pytest.raises(Conflict):
+    with pytest.raises(Conflict, match="already has a version named 'git-aaa'"):
         client.upload_pipeline_version(compiled, "git-aaa", pipeline_id=pipeline.pipeline_id)
     names = {v.name for v in client.list_pipeline_versions(pipeline.pipeline_id)}
     assert {"git-aaa", "git-bbb"} <= names
