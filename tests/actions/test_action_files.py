@@ -162,3 +162,38 @@ def test_lint_actions_is_clean_and_catches_an_input_inlined_into_run(tmp_path: P
     dirty = _lint(tree)
     assert dirty.returncode != 0
     assert "template-injection" in dirty.stdout + dirty.stderr
+
+
+# ------------------------------------------------------------------------------------ venv and cache key
+def _setup_script(name: str, tmp_path: Path, **env: str) -> tuple[int, dict[str, str], str]:
+    out = tmp_path / f"{name}.out"
+    out.write_text("", encoding="utf-8")
+    full = {"PATH": os.environ["PATH"], "GITHUB_OUTPUT": str(out), "RUNNER_TEMP": str(tmp_path),
+            "KFP_CI_ACTION_ROOT": str(ROOT), **env}
+    done = subprocess.run(["bash", str(ROOT / "actions" / "_setup" / name)], env=full, capture_output=True,
+                          text=True, check=False)
+    outputs = dict(line.split("=", 1) for line in out.read_text(encoding="utf-8").splitlines() if "=" in line)
+    return done.returncode, outputs, done.stdout + done.stderr
+
+
+def test_cache_key_follows_python_and_extras(tmp_path: Path) -> None:
+    code, core, _ = _setup_script("cache-key.sh", tmp_path, KFP_CI_ACTION_PYTHON=sys.executable)
+    assert code == 0
+    code, compile_, _ = _setup_script("cache-key.sh", tmp_path, KFP_CI_ACTION_PYTHON=sys.executable,
+                                      KFP_CI_ACTION_EXTRAS="compile")
+    version = ".".join(str(n) for n in sys.version_info[:3])
+    assert core["key"].startswith(f"kfp-ci-action-Linux-py{version}-core-")
+    assert compile_["key"].startswith(f"kfp-ci-action-Linux-py{version}-compile-")
+    assert core["key"].rsplit("-", 1)[1] == compile_["key"].rsplit("-", 1)[1]  # same sources, same lock hash
+    assert core["venv"] != compile_["venv"]
+    assert compile_["venv"].startswith(str(tmp_path))
+
+
+def test_install_reuses_a_given_venv_or_fails_in_one_line(tmp_path: Path) -> None:
+    venv = str(Path(sys.executable).parent.parent)
+    code, outputs, _ = _setup_script("install.sh", tmp_path, KFP_CI_ACTION_VENV=venv)
+    assert code == 0
+    assert outputs == {"bin": f"{venv}/bin/kfp-ci", "python": f"{venv}/bin/python"}
+    code, outputs, text = _setup_script("install.sh", tmp_path, KFP_CI_ACTION_VENV=str(tmp_path / "nope"))
+    assert code == 2 and not outputs
+    assert "has no working kfp-ci" in text
