@@ -172,3 +172,24 @@ def test_executed_run_keeps_artifacts_and_outputs(kfp_server: Callable[..., Any]
         ("evaluate", "scores", "system.Metrics", {"r2": 0.75})]
     assert artifacts[0]["parameters"] == {"Output": 1.5} and artifacts[0]["uri"]
     assert (srv.store.data_dir / "runs" / run["run_id"] / "log.txt").stat().st_size > 0
+
+
+def test_serve_on_a_busy_port_is_one_clear_line(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        result = CliRunner().invoke(main, ["serve", "--port", str(port), "--data-dir", str(tmp_path)])
+    assert result.exit_code == 2
+    lines = [x for x in result.output.splitlines() if x.strip()]
+    assert len(lines) == 1 and f"cannot listen on 127.0.0.1:{port}" in lines[0] and "Traceback" not in result.output
+
+
+def test_serve_rejects_a_malformed_users_file(tmp_path: Path) -> None:
+    users = tmp_path / "users.txt"
+    users.write_text("alice@example.com:secret-pass\nno-colon-here\n")
+    result = CliRunner().invoke(main, ["serve", "--users-file", str(users), "--data-dir", str(tmp_path)])
+    assert result.exit_code == 2 and "users.txt:2: expected email:password" in result.output
+    assert "secret-pass" not in result.output
