@@ -7,10 +7,11 @@ through ML Metadata, see :mod:`kfp_ci._metrics`) and checks them against
 * a baseline: ``last-success`` (the newest earlier SUCCEEDED run of the same pipeline in the same experiment)
   or a run id, with ``--max-regression METRIC=DELTA``: the largest allowed change for the worse.
 
-Direction rule (which way is "worse"): a metric is lower-is-better when a requirement on it uses ``<=`` or
-``<``, otherwise when its name contains one of the words ``loss``, ``error``, ``err``, ``mse``, ``rmse``,
-``mae``, ``mape``, ``msle``, ``latency``, ``cost`` (split at ``_``, ``-``, ``.``, ``/``; ``val_loss``,
-``test-mae``), and higher-is-better otherwise (``r2``, ``accuracy``, ``auc``, ``f1`` ...). A regression is a
+Direction rule (which way is "worse"): a metric is lower-is-better when the first requirement on it uses
+``<=`` or ``<`` (higher-is-better when it uses ``>=`` or ``>``); without a requirement, when its name
+contains one of the words ``loss``, ``error``, ``err``, ``mse``, ``rmse``, ``mae``, ``mape``, ``msle``,
+``latency``, ``cost`` (split at ``_``, ``-``, ``.``, ``/``: ``val_loss``, ``test-mae``); higher-is-better
+otherwise (``r2``, ``accuracy``, ``auc``, ``f1`` ...). A regression is a
 move in the worse direction larger than DELTA (absolute; ``5%`` means 5 % of the baseline value).
 A baseline without ``--max-regression`` allows no regression at all on the required metrics.
 
@@ -275,6 +276,9 @@ def evaluate_gate(
     if not requirements and not regressions and not baseline:
         raise UsageError("nothing to check: give --require METRIC>=VALUE, --baseline or --max-regression "
                          "(or require = [...] in [tool.kfp-ci])")
+    if not requirements and not regressions:
+        raise UsageError("--baseline compares the metrics named by --require or --max-regression: name at least "
+                         "one (e.g. --max-regression r2=0.02)")
     run = client.get_run(run_id)
     if run.state != "SUCCEEDED":
         raise GateFailed(f"run {run_id} is {run.state}, not SUCCEEDED: only a successful run can pass the gate")

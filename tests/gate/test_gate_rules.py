@@ -87,6 +87,13 @@ def test_missing_metric_names_the_metrics_the_run_has() -> None:
     assert result.failure_message() == "run r1 has no metric 'accuracy' (its metrics: mse, r2)"
 
 
+def test_a_baseline_needs_metrics_to_compare() -> None:
+    fake = history()
+    with fake.client() as client, pytest.raises(UsageError, match="--baseline compares the metrics named by"):
+        evaluate_gate(client, "r1", baseline="r0")
+    assert fake.requests == []
+
+
 def test_qualified_names_and_failed_runs() -> None:
     with history().client() as client:
         assert evaluate_gate(client, "r1", require=["train-abc.r2>=0.85"]).passed
