@@ -187,3 +187,19 @@ def test_outputs_outside_the_context_are_fetched_by_id() -> None:
     assert seen[-1].url.path.endswith("/GetArtifactsByID")
     assert seen[-1].content == framed(b"\x08\x09")  # artifact_ids = 1: [9]
     assert metrics.lookup("r2") == 0.9375
+
+
+def test_pages_follow_next_page_token_with_list_options() -> None:
+    seen: list[httpx.Request] = []
+    pages = [reply(ld(1, ARTIFACT) + ld(2, b"t1")), reply(ld(1, OTHER_ARTIFACT))]
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return pages.pop(0)
+
+    with httpx.Client(transport=httpx.MockTransport(handler)) as http:
+        artifacts = MlmdClient(http, "http://x").get_artifacts_by_context(7)
+    assert [a.id for a in artifacts] == [9, 10]
+    assert seen[0].content == framed(b"\x08\x07")
+    # context_id=1: 7, options=2: ListOperationOptions{max_result_size=1: 100, next_page_token=3: "t1"}
+    assert seen[1].content == framed(b"\x08\x07" + b"\x12\x06" + b"\x08\x64" + b"\x1a\x02t1")
