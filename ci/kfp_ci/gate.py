@@ -465,8 +465,12 @@ def gate_command(
     baseline: str | None = None,
     max_regression: Sequence[str] = (),
     output: str = "text",
+    client: Any = None,
 ) -> int:
-    """``kfp-ci gate RUN_ID``: print the table (text or JSON), write the GitHub job summary, exit 1 on failure."""
+    """``kfp-ci gate RUN_ID``: print the table (text or JSON), write the GitHub job summary, exit 1 on failure.
+
+    ``client``: an existing (logged-in) :class:`kfp_ci.client.Client` to reuse, e.g. the one ``deploy`` used;
+    by default one is built from ``settings``."""
     from kfp_ci import github
 
     config = _config_for(settings, pipeline)
@@ -484,15 +488,17 @@ def gate_command(
     if base is not None and not base.strip():
         raise UsageError("--baseline is empty: give last-success or a run id")
 
-    from kfp_ci.deploy import make_client
+    owned = client is None
+    if owned:
+        from kfp_ci.deploy import make_client
 
-    client = make_client(settings)
+        client = make_client(settings)
     try:
         result = evaluate_gate(client, run_id, require=parsed, baseline=base, max_regression=regressions,
                                history=HISTORY_RUNS if github.enabled() else 0)
     finally:
         close = getattr(client, "close", None)
-        if callable(close):
+        if owned and callable(close):
             close()
     if output == "json":
         _console.out(json.dumps(result.to_json(), indent=2))

@@ -14,6 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from kfp_ci.cli import main
+from kfp_ci.errors import GateFailed
 
 from .fake_v1 import FakeV1, V1Run
 
@@ -87,3 +88,16 @@ def test_missing_metric_is_one_clear_line(fake: FakeV1) -> None:
     assert result.exit_code == 1
     assert "kfp-ci: error: run r1 has no metric 'accuracy' (its metrics: mse, r2)" in result.output
     assert "Traceback" not in result.output
+
+
+def test_library_call_reuses_the_callers_client(tmp_path: Path) -> None:
+    """What deploy does after --run --wait: hand its logged-in client over instead of logging in again."""
+    from kfp_ci.config import Settings
+    from kfp_ci.gate import gate_command
+
+    server = FakeV1([V1Run("r1", "2026-01-02T00:00:00Z", {"r2": 0.9})])
+    with server.client() as client:
+        assert gate_command(None, Settings(), "r1", require=("r2>=0.8",), client=client) == 0
+        with pytest.raises(GateFailed, match=r"r2: 0\.9 is not >= 0\.95"):
+            gate_command(None, Settings(), "r1", require=("r2>=0.95",), client=client)
+        client.get_run("r1")  # still open
