@@ -193,3 +193,11 @@ def test_serve_rejects_a_malformed_users_file(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["serve", "--users-file", str(users), "--data-dir", str(tmp_path)])
     assert result.exit_code == 2 and "users.txt:2: expected email:password" in result.output
     assert "secret-pass" not in result.output
+
+
+def test_importing_the_package_for_options_stays_light() -> None:
+    code = ("import sys, kfp_ci.local; from kfp_ci.local import ServerOptions; ServerOptions(); "
+            "print(sorted(m for m in ('starlette', 'uvicorn', 'kfp', 'croniter', 'yaml') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
