@@ -363,6 +363,8 @@ def _safe_find(metrics: RunMetrics, name: str) -> float | None:
 def _fmt(value: float | None) -> str:
     if value is None:
         return "-"
+    if not math.isfinite(value):
+        return str(value)
     if value == int(value) and abs(value) < 1e15:
         return str(int(value))
     return f"{value:.6g}"

@@ -129,6 +129,14 @@ def test_requirement_and_regression_parsing() -> None:
             parse_regressions(bad)
 
 
+def test_infinite_values_are_shown_and_fail_thresholds() -> None:
+    # proto3 JSON writes a double infinity as the string "Infinity"
+    fake = FakeV1([V1Run("inf", "2026-01-01T00:00:00Z", {"mse": "Infinity"})])  # type: ignore[dict-item]
+    with fake.client() as client:
+        result = evaluate_gate(client, "inf", require=["mse<=120"])
+    assert result.rows[0].failures == ("inf is not <= 120",)
+
+
 def test_direction_rule() -> None:
     for lower in ("mse", "rmse", "val_loss", "test-mae", "eval.error", "p95_latency", "logloss_err"):
         assert lower_is_better(lower), lower
