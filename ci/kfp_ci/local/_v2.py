@@ -48,6 +48,18 @@ def _resp(status: int, body: Any) -> Resp:
     return Resp(status, body)
 
 
+def _tags(raw: str | None) -> dict[str, str] | None:
+    if not raw:
+        return None
+    try:
+        tags = json.loads(raw)
+    except ValueError:
+        tags = None
+    if not isinstance(tags, dict) or not all(isinstance(v, str) for v in tags.values()):
+        raise HttpError(3, f"Invalid input error: tags must be a JSON object of strings, got {raw!r}", kind="upload")
+    return {str(k): v for k, v in tags.items()}
+
+
 def status_of(message: str, code: int = 2) -> dict[str, Any]:
     return {"code": code, "message": message}
 
@@ -207,7 +219,7 @@ class V2:
         name = q.get("name") or q.get("display_name") or filename
         ns = self.m.namespace(req.user, q.get("namespace"), required=False, what="")
         content, spec = read_package(content, filename)
-        tags = json.loads(q["tags"]) if q.get("tags") else None
+        tags = _tags(q.get("tags"))
         display = q.get("display_name") or name
         description = q.get("description", "")
         p = self.m.create_pipeline(name=name, display_name=display, description=description, ns=ns, tags=tags,
@@ -234,7 +246,7 @@ class V2:
         self.m.authorize(req.user, pipeline.get("_ns", ""))
         content, spec = read_package(content, filename)
         name = q.get("name") or q.get("display_name") or filename
-        tags = json.loads(q["tags"]) if q.get("tags") else None
+        tags = _tags(q.get("tags"))
         v = self.m.create_version(pipeline, name=name, display_name=q.get("display_name") or name,
                                   description=q.get("description", ""), content=content, spec=spec, upload=True,
                                   code_source_url=q.get("code_source_url", ""), tags=tags)
