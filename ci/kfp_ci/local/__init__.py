@@ -166,14 +166,24 @@ class LocalServer:
 
     def serve_forever(self) -> None:
         """Serve in this (main) thread until Ctrl-C / SIGTERM, then stop workers and close the store."""
+        import signal
+
         self.bind()
         app = self.build()
         self._server = self._uvicorn(app)
         self._parts["scheduler"].start()
+        # uvicorn re-raises the stop signal after its graceful shutdown; a no-op handler lets us then stop the run
+        # workers (in their own sessions) instead of dying with them orphaned
+        previous: dict[int, Any] = {}
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                previous[sig] = signal.signal(sig, lambda signum, frame: None)
         try:
             self._server.run(sockets=[self._sock])
         finally:
             self._shutdown_parts()
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
     def stop(self) -> None:
         if self._server is not None:
