@@ -174,7 +174,7 @@ class LocalServer:
         self._parts["scheduler"].start()
         # uvicorn re-raises the stop signal after its graceful shutdown; a no-op handler lets us then stop the run
         # workers (in their own sessions) instead of dying with them orphaned
-        previous: dict[int, Any] = {}
+        previous: dict[signal.Signals, Any] = {}
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGINT, signal.SIGTERM):
                 previous[sig] = signal.signal(sig, lambda signum, frame: None)
