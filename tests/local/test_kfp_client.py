@@ -60,10 +60,12 @@ def test_kfp_client_deploys_runs_and_schedules(kfp_server: Callable[..., Any], p
     assert wire.validate("v2beta1-2.17.0") > 20
 
 
-def test_kfp_client_errors_and_names(kfp_server: Callable[..., Any], pipelines: dict[str, Path], wire: Wire) -> None:
+@pytest.mark.parametrize("compat", ["2.17", "2.5"])
+def test_kfp_client_errors_and_names(kfp_server: Callable[..., Any], pipelines: dict[str, Path], wire: Wire,
+                                     compat: str) -> None:
     from kfp_server_api.exceptions import ApiException
 
-    srv = kfp_server(execute=False)
+    srv = kfp_server(execute=False, compat=compat)
     client = _client(srv.url)
     pipeline = client.upload_pipeline(str(pipelines["add-square"]), pipeline_name="add-square")
     with pytest.raises(ApiException) as dup:
@@ -80,7 +82,7 @@ def test_kfp_client_errors_and_names(kfp_server: Callable[..., Any], pipelines: 
                               version_id=client.list_pipeline_versions(pipeline.pipeline_id)
                               .pipeline_versions[0].pipeline_version_id)
     assert client.wait_for_run_completion(run.run_id, timeout=30, sleep_duration=0.2).state == "SUCCEEDED"
-    assert wire.validate("v2beta1-2.17.0") >= 8
+    assert wire.validate(f"v2beta1-{compat}.0") >= 8
     statuses = {(e.method, e.path.split("/apis/")[-1][:30], e.status) for e in wire.exchanges if e.status >= 400}
     assert {s for _, _, s in statuses} == {404, 409}
 
