@@ -302,6 +302,8 @@ def api_error(response: httpx.Response, *, action: str = "") -> Exception:
         return PermissionDenied(status, full, hint=hint)
     if status == 401:
         return Unauthenticated(status, full, hint="the credentials are missing or expired")
+    if "multi-user" in lowered and "namespace" in lowered:
+        return ApiError(status, full, hint="KFP runs in multi-user mode: pass --namespace (your profile namespace)")
     return ApiError(status, full)
 
 

@@ -17,7 +17,7 @@ import pytest
 from kfp_api_spec import SpecValidator
 
 from kfp_ci.client import Client, RetryPolicy
-from kfp_ci.errors import AuthError, Conflict, NotFound, UsageError
+from kfp_ci.errors import ApiError, AuthError, Conflict, NotFound, PermissionDenied, UsageError
 
 SPECS = {"2.17": "v2beta1-2.17.0", "2.5": "v2beta1-2.5.0", "1.8": "v1beta1-1.8.5"}
 LOGIN_HTML = ('<!DOCTYPE html><html><head><title>Dex</title></head><body><form method="post" action="/dex/auth/local">'
@@ -191,6 +191,11 @@ def test_multi_user_namespaces(connect: Any, compiled: Path) -> None:
     assert client.get_pipeline_id("client-it", namespace="") is None  # not shared
     experiment = client.create_experiment("ci")
     assert experiment.namespace == "team-a"
+    with pytest.raises(PermissionDenied, match="RBAC: access denied"):
+        client.list_pipelines(namespace="team-b")
+    _, shared, _ = connect("2.17", user="a@example.com", multi_user=True)
+    with pytest.raises(ApiError, match="pass --namespace"):
+        shared.create_experiment("ci")
 
 
 # ------------------------------------------------------------------------------------------------ faults
