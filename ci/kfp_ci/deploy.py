@@ -33,7 +33,7 @@ from kfp_ci._report import DeployResult, dag_of, emit, iso, run_url
 from kfp_ci._schedule import ensure_recurring_run, fingerprint
 from kfp_ci._versioning import content_hash, describe_version, git_info, load_documents, render_version_name
 from kfp_ci.config import PipelineConfig, Settings
-from kfp_ci.errors import ConfigError, KfpCiError, NotFound, RunFailed, TimeoutExpired, UsageError
+from kfp_ci.errors import CompileError, ConfigError, KfpCiError, NotFound, RunFailed, TimeoutExpired, UsageError
 
 __all__ = [
     "DeployOptions",
@@ -135,24 +135,24 @@ def load_target(
 
 
 def _compile(config: PipelineConfig, settings: Settings) -> Path:
-    try:
-        from kfp_ci.compile import compile_targets
-    except ImportError:
-        raise UsageError(f"cannot compile {config.source}: the compile module is not available") from None
+    """Compile a configured pipeline or a ``file.py[:function]`` source; the compiled YAML's path."""
+    from kfp_ci.compile import compile_targets
+
     report = compile_targets([config], out_dir=settings.out_dir)
-    results = list(getattr(report, "results", report))
-    for item in results:
-        if not getattr(item, "ok", False):
-            error = getattr(item, "error", None)
-            raise UsageError(f"{config.source} did not compile: {getattr(error, 'message', error)}")
-    outputs = [Path(item.output) for item in results]
+    for item in report.results:
+        if not item.ok:
+            error = item.error
+            where = f" ({error.file}:{error.line})" if error is not None and error.file and error.line else ""
+            message = error.message if error is not None else item.status
+            raise CompileError(f"{config.source} did not compile{where}: {message}")
+    results = [r for r in report.results if r.output is not None]
     if config.name:
-        named = [r for r in results if getattr(r, "pipeline_name", None) == config.name]
-        if named:
-            return Path(named[0].output)
-    if len(outputs) != 1:
-        raise UsageError(f"{config.source} holds {len(outputs)} pipelines; name one with file.py:function")
-    return outputs[0]
+        named = [r for r in results if r.pipeline_name == config.name]
+        if len(named) == 1 and named[0].output is not None:
+            return named[0].output
+    if len(results) != 1 or results[0].output is None:
+        raise UsageError(f"{config.source} holds {len(results)} pipelines; name one with file.py:function")
+    return results[0].output
 
 
 def _sources(names: Sequence[str], settings: Settings) -> list[_Source]:

@@ -311,3 +311,28 @@ def test_multi_user_namespaces(kfp_server: Callable[..., Any], repo: Callable[..
     code, out, _ = kfp_ci("deploy", "add-square.yaml", "--host", srv.url, "-n", "team-b", "--auth", "token",
                           env=alice)
     assert code in (3, 4) and "Traceback" not in out
+
+
+def test_sources_and_config_are_compiled_then_deployed(kfp_server: Callable[..., Any], tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    from .gitrepo import make_repo
+
+    srv = kfp_server(execute=False)
+    source = (Path(__file__).parent / "pipelines_src.py").read_text()
+    root = make_repo(tmp_path / "proj", {
+        "pipes.py": source,
+        "pyproject.toml": '[tool.kfp-ci]\nexperiment = "nightly"\n\n[[tool.kfp-ci.pipelines]]\n'
+                          'source = "pipes.py:needs_input"\nname = "needs-input"\noutput = "out/needs-input.yaml"\n'
+                          'parameters = { epochs = 2 }\n',
+    })
+    monkeypatch.chdir(root)
+    # Every pipeline of [tool.kfp-ci], with its parameters and experiment.
+    code, out, data = kfp_ci("deploy", "--host", srv.url, "--run", "-o", "json")
+    assert code == 0, out
+    assert data["pipeline"] == "needs-input" and data["experiment"] == "nightly"
+    assert (root / "out" / "needs-input.yaml").is_file()
+    assert sdk(srv.url).get_run(data["run_id"]).runtime_config.parameters == {"epochs": 2}
+    # A source file.py:function.
+    code, out, data = kfp_ci("deploy", "pipes.py:add_square", "--host", srv.url, "-o", "json")
+    assert code == 0, out
+    assert data["pipeline"] == "add-square" and data["version_name"] == short_sha(root)
