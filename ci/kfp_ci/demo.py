@@ -60,7 +60,8 @@ def _kfp_ci(args: Sequence[str], *, allow: Sequence[int] = (0,)) -> int:
     except SystemExit as exc:
         code = int(exc.code or 0) if not isinstance(exc.code, str) else 1
     if code not in allow:
-        raise _StepFailed(f"demo step 'kfp-ci {args[0]}' failed with exit code {code}")
+        command = next((a for a in args if a in ("compile", "login", "deploy", "schedule", "status")), args[0])
+        raise _StepFailed(f"demo step 'kfp-ci {command}' failed with exit code {code}")
     return code
 
 
