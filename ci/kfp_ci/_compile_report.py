@@ -71,7 +71,8 @@ def _line(result: CompileResult) -> str:
     if result.ok:
         extra = " (cached)" if result.cached else ""
         verb = {"fresh": "up to date", "unchanged": "unchanged", "written": "wrote"}.get(result.status, result.status)
-        return f"ok      {name}  {_rel(result.source)}:{result.function} -> {_rel(result.output)}  [{verb}{extra}, {tag}]"
+        where = f"{_rel(result.source)}:{result.function}"
+        return f"ok      {name}  {where} -> {_rel(result.output)}  [{verb}{extra}, {tag}]"
     assert result.error is not None
     return f"FAILED  {name}  {_where(result)}: {result.error.message}  [{tag}]"
 

@@ -94,7 +94,9 @@ class _Recorder:
         io.open = recording_open
 
 
-def _compile_one(kfp: Any, major: int, obj: Any, target: dict[str, Any], opts: dict[str, Any], scratch: str) -> dict[str, Any]:
+def _compile_one(
+    kfp: Any, major: int, obj: Any, target: dict[str, Any], opts: dict[str, Any], scratch: str
+) -> dict[str, Any]:
     path = os.path.join(scratch, f"{target['function']}{target.get('suffix') or '.yaml'}")
     params = opts.get("pipeline_parameters") or {}
     if major >= 2:
@@ -145,7 +147,7 @@ def run_child(job: dict[str, Any], opts: dict[str, Any], result_path: str) -> No
         if existing is not None and os.path.abspath(getattr(existing, "__file__", "") or "") != source:
             del sys.modules[stem]
         module = importlib.import_module(stem)
-    except BaseException as exc:  # noqa: BLE001 - a module may raise anything, even SystemExit
+    except BaseException as exc:
         module_error = exc
     with tempfile.TemporaryDirectory(prefix="kfp-ci-") as scratch:
         for target in job["targets"]:
@@ -162,8 +164,9 @@ def run_child(job: dict[str, Any], opts: dict[str, Any], result_path: str) -> No
                 continue
             try:
                 results.append(_compile_one(kfp, major, obj, target, opts, scratch))
-            except BaseException as exc:  # noqa: BLE001
-                results.append({"function": target["function"], "ok": False, "error": _error(exc, job, root, def_line)})
+            except BaseException as exc:
+                error = _error(exc, job, root, def_line)
+                results.append({"function": target["function"], "ok": False, "error": error})
     deps = set(recorder.files)
     for mod in list(sys.modules.values()):
         filename = getattr(mod, "__file__", None)
@@ -198,7 +201,7 @@ class _Child:
                     os.dup2(fd, 2)
                     os.close(fd)
                     run_child(job, opts, self.result)
-                except BaseException:  # noqa: BLE001
+                except BaseException:
                     traceback.print_exc()
                     code = 70
                 finally:
@@ -261,10 +264,10 @@ def run_zygote(request: dict[str, Any]) -> dict[str, Any]:
     opts = request["opts"]
     try:
         import kfp
-        import kfp.compiler  # noqa: F401 - paid once here, shared by every child
+        import kfp.compiler
 
         if int(str(kfp.__version__).split(".")[0]) >= 2:
-            import kfp.dsl  # noqa: F401
+            import kfp.dsl
     except ImportError as exc:
         return {"error": f"kfp is not installed in {sys.executable} ({exc}); pip install 'kfp-ci[compile]'"}
     version = str(kfp.__version__)

@@ -279,7 +279,8 @@ def compile_targets(
     found, scan_errors, configs = _targets_to_found(targets, function)
     if not found and not scan_errors:
         what = f"no pipeline function named {function!r}" if function else "no @dsl.pipeline function"
-        raise UsageError(f"{what} found in {', '.join(str(t if not isinstance(t, PipelineConfig) else t.source) for t in targets)}")
+        names = ", ".join(t.source if isinstance(t, PipelineConfig) else str(t) for t in targets)
+        raise UsageError(f"{what} found in {names}")
     python = _python()
     sdk = _sdk_version(python)
     if sdk is None:
