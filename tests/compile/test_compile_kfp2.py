@@ -83,4 +83,5 @@ def test_text_report_names_each_pipeline_and_the_sdk(tmp_path: Path, compiled: d
     assert result.exit_code == 0, result.output
     sdk = as_json(compiled["plain"])["sdk_version"]
     assert "ok      control-flow" in result.stdout and f"kfp {sdk}" in result.stdout
-    assert (tmp_path / "control-flow.yaml").read_bytes() == (compiled["root"] / "ref" / "control_flow.yaml").read_bytes()
+    reference = compiled["root"] / "ref" / "control_flow.yaml"
+    assert (tmp_path / "control-flow.yaml").read_bytes() == reference.read_bytes()

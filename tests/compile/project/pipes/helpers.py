@@ -1,0 +1,3 @@
+"""A project-local module the pipeline imports: changing it must recompile the pipeline."""
+
+GREETING = "hello"

@@ -1,0 +1,82 @@
+"""The cache (hit, miss, invalidation through a local module, a component YAML, options) and --check."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import as_json, copy_tree, kfp_ci
+
+
+def _cached(project: Path, *extra: str) -> bool:
+    result = kfp_ci(["compile", "--format", "json", *extra], project)
+    assert result.exit_code == 0, result.output
+    (entry,) = as_json(result)["results"]
+    assert entry["output"] == str(project / "compiled" / "train.yaml")
+    return bool(entry["cached"])
+
+
+def test_cache_hit_miss_and_invalidation(tmp_path: Path) -> None:
+    project = copy_tree("project", tmp_path)
+    output = project / "compiled" / "train.yaml"
+    assert _cached(project) is False  # from [tool.kfp-ci], to its configured output
+    assert "hello" in output.read_text()
+    assert list((project / ".kfp-ci" / "cache").glob("*.json"))
+    assert _cached(project) is True
+
+    helpers = project / "pipes" / "helpers.py"
+    helpers.write_text(helpers.read_text().replace("hello", "bonjour"))
+    assert _cached(project) is False  # an imported local module changed
+    assert "bonjour" in output.read_text()
+    assert _cached(project) is True
+
+    component = project / "pipes" / "greet.yaml"
+    component.write_text(component.read_text().replace("alpine:3.19", "alpine:3.20"))
+    assert _cached(project) is False  # a loaded component YAML changed
+    assert "alpine:3.20" in output.read_text()
+
+    assert _cached(project, "--pipeline-parameters", '{"text": "x"}') is False  # other options
+    assert _cached(project, "--no-cache") is False
+    output.unlink()
+    assert _cached(project) is True  # a deleted output is rewritten from the cache
+    assert "alpine:3.20" in output.read_text()
+
+
+def test_check_fresh_stale_and_missing(tmp_path: Path) -> None:
+    project = copy_tree("project", tmp_path)
+    output = project / "compiled" / "train.yaml"
+    result = kfp_ci(["compile", "--check"], project)
+    assert result.exit_code == 1  # nothing committed yet
+    assert "compiled/train.yaml is missing" in result.stdout
+    assert not output.exists()  # --check touches nothing
+
+    assert kfp_ci(["compile"], project).exit_code == 0
+    result = kfp_ci(["compile", "--check", "--no-cache"], project)
+    assert result.exit_code == 0, result.output
+    assert "up to date" in result.stdout
+
+    stale = output.read_text().replace("alpine:3.19", "alpine:3.18")
+    output.write_text(stale)
+    result = kfp_ci(["compile", "--check"], project)
+    assert result.exit_code == 1
+    assert "compiled/train.yaml is stale" in result.stdout
+    assert "-        image: alpine:3.18" in result.stdout and "+        image: alpine:3.19" in result.stdout
+    assert output.read_text() == stale
+
+
+def test_cli_process_imports_neither_kfp_nor_user_code(tmp_path: Path) -> None:
+    project = copy_tree("project", tmp_path)
+    code = (
+        "import sys\n"
+        "from kfp_ci.cli import main\n"
+        "try:\n    main(['compile'], prog_name='kfp-ci')\n"
+        "except SystemExit as exc:\n    assert not exc.code, exc.code\n"
+        "leaked = [m for m in ('kfp', 'train', 'helpers') if m in sys.modules]\n"
+        "assert not leaked, leaked\n"
+        "print('clean')\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], cwd=project, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "clean" in proc.stdout
+    assert (project / "compiled" / "train.yaml").is_file()
