@@ -83,6 +83,9 @@ class LocalServer:
         from kfp_ci.local._store import Store
 
         opts = self.options
+        # import what the first requests need now, so a burst of first calls does not wait on imports
+        for module in ("starlette.concurrency", "starlette.formparsers", "starlette.requests", "kfp_ci.local._page"):
+            importlib.import_module(module)
         store = Store(opts.data_dir)
         executor = Executor(store, execute=opts.execute, run_delay=opts.run_delay)
         executor.recover()
@@ -102,8 +105,6 @@ class LocalServer:
             log.warning("--auth %s needs the login emulation (kfp_ci.local._login), which is missing: serving "
                         "without login", opts.auth)
         if opts.auth != "none" and _has_module("kfp_ci.local._login"):
-            import importlib
-
             _login = importlib.import_module("kfp_ci.local._login")
             self._login = _login
             app = _login.wrap_login(app, opts)
@@ -128,6 +129,9 @@ class LocalServer:
             return
         sock = socket.socket(socket.AF_INET6 if ":" in self.host else socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        # answers go out as header + body writes: without TCP_NODELAY (inherited by accepted sockets on Linux)
+        # Nagle and delayed ACKs add ~40 ms to every request
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         try:
             sock.bind((self.host, self.port))
         except OSError as exc:

@@ -6,9 +6,12 @@ process group is killed). With ``execute=False`` a run succeeds after ``run_dela
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -66,6 +69,11 @@ class Executor:
         self._cancel: dict[str, threading.Event] = {}
         self._threads: list[threading.Thread] = []
         self._closing = False
+        # --no-execute: one ticker thread moves simulated runs along (no thread per run)
+        self._cond = threading.Condition()
+        self._due: list[tuple[float, int, str, str]] = []
+        self._order = itertools.count()
+        self._ticker: threading.Thread | None = None
 
     # ---------------------------------------------------------------------------------------------- life
     def recover(self) -> int:
@@ -85,6 +93,10 @@ class Executor:
             self._closing = True
             procs = dict(self._procs)
             events = list(self._cancel.values())
+        with self._cond:
+            self._cond.notify_all()
+        if self._ticker is not None:
+            self._ticker.join(timeout=10)
         for event in events:
             event.set()
         for proc in procs.values():
@@ -98,6 +110,8 @@ class Executor:
 
     # ----------------------------------------------------------------------------------------------- runs
     def start(self, run_id: str, package: bytes | None, params: dict[str, Any]) -> None:
+        if not self.execute:
+            return self._simulate(run_id)
         with self._lock:
             if self._closing:
                 return
@@ -108,7 +122,34 @@ class Executor:
             self._threads = [t for t in self._threads if t.is_alive()] + [thread]
         thread.start()
 
+    def _simulate(self, run_id: str) -> None:
+        t = now()
+        with self._cond:
+            if self._closing:
+                return
+            heapq.heappush(self._due, (t, next(self._order), run_id, "RUNNING"))
+            heapq.heappush(self._due, (t + self.run_delay, next(self._order), run_id, "SUCCEEDED"))
+            if self._ticker is None:
+                self._ticker = threading.Thread(target=self._tick, name="kfp-ci-no-execute", daemon=True)
+                self._ticker.start()
+            self._cond.notify()
+
+    def _tick(self) -> None:
+        while True:
+            with self._cond:
+                while not self._closing and (not self._due or self._due[0][0] > now()):
+                    self._cond.wait(timeout=max(0.0, self._due[0][0] - now()) if self._due else None)
+                if self._closing:
+                    return
+                _, _, run_id, state = heapq.heappop(self._due)
+            try:
+                self._transition(run_id, state)
+            except sqlite3.ProgrammingError:  # the store is closed: the server is stopping
+                return
+
     def terminate(self, run_id: str) -> None:
+        if not self.execute:
+            return self._canceled(run_id)
         with self._lock:
             event = self._cancel.get(run_id)
             proc = self._procs.get(run_id)
