@@ -62,6 +62,12 @@ def test_names_versions_conflicts_and_error_bodies(kfp_server: Callable[..., Any
     unknown = httpx.post(f"{url}{V2}/experiments", json={"display_name": "x", "colour": "red"})
     assert unknown.status_code == 400 and "colour" in unknown.json()["message"]
     assert httpx.get(f"{url}/pipeline{V2}/experiments/{e['experiment_id']}").json()["display_name"] == "ci"
+    patched = httpx.patch(f"{url}{V2}/pipelines/{p['pipeline_id']}", json={"display_name": "Trainer",
+                                                                          "tags": {"team": "ml"}}).json()
+    assert (patched["name"], patched["display_name"], patched["tags"]) == ("train", "Trainer", {"team": "ml"})
+    vpatch = httpx.patch(f"{url}{V2}/pipelines/{p['pipeline_id']}/versions/{v2['pipeline_version_id']}",
+                         json={"display_name": "Version two"})
+    assert vpatch.json()["display_name"] == "Version two" and vpatch.json()["name"] == "v2"
     assert httpx.delete(f"{url}{V2}/pipelines/{p['pipeline_id']}").status_code == 400  # has versions
     assert httpx.delete(f"{url}{V2}/pipelines/{p['pipeline_id']}", params={"cascade": "true"}).json() == {}
     assert wire.validate("v2beta1-2.17.0") >= 15

@@ -271,6 +271,32 @@ class V2:
         self.m.store.delete("version", v["id"])
         return _resp(200, {})
 
+    def _patch(self, kind: str, record: Record, req: Req, fields: set[str], message: str) -> Record:
+        """PATCH (>= 2.17): only ``display_name`` and ``tags`` change; other fields must be absent or unchanged."""
+        body = check_fields(req.json(), fields, message)
+        tags = body.get("tags")
+        if tags is not None and (not isinstance(tags, dict) or not all(isinstance(v, str) for v in tags.values())):
+            raise bad("tags must be an object of strings")
+
+        def change(r: Record) -> None:
+            if body.get("display_name"):
+                r["display_name"] = str(body["display_name"])
+            if tags is not None:
+                r["tags"] = dict(tags)
+        updated = self.m.store.update(kind, record["id"], change)
+        assert updated is not None
+        return updated
+
+    def patch_pipeline(self, req: Req) -> Resp:
+        p = self.m.pipeline(req.params["pipeline_id"], req.user)
+        return _resp(200, self.pipeline(self._patch("pipeline", p, req, PIPELINE_FIELDS | {"pipeline_id"},
+                                                    "v2beta1.Pipeline")))
+
+    def patch_version(self, req: Req) -> Resp:
+        v = self.m.version(req.params["version_id"], req.user, req.params["pipeline_id"])
+        fields = VERSION_FIELDS | {"pipeline_version_id"}
+        return _resp(200, self.version(self._patch("version", v, req, fields, "v2beta1.PipelineVersion")))
+
     def delete_pipeline(self, req: Req) -> Resp:
         p = self.m.pipeline(req.params["pipeline_id"], req.user)
         cascade = req.query.get("cascade", "").lower() == "true"
@@ -458,6 +484,9 @@ def register(router: Router, model: Model) -> V2:
     add("POST", f"{P}/pipelines/{{pipeline_id}}/versions", v.create_version)
     add("GET", f"{P}/pipelines/{{pipeline_id}}/versions/{{version_id}}", v.get_version)
     add("DELETE", f"{P}/pipelines/{{pipeline_id}}/versions/{{version_id}}", v.delete_version)
+    if model.compat.generation == "2.17":
+        add("PATCH", f"{P}/pipelines/{{pipeline_id}}", v.patch_pipeline)
+        add("PATCH", f"{P}/pipelines/{{pipeline_id}}/versions/{{version_id}}", v.patch_version)
     add("POST", f"{P}/experiments", v.create_experiment)
     add("GET", f"{P}/experiments", v.list_experiments)
     add("GET", f"{P}/experiments/{{experiment_id}}", v.get_experiment)
