@@ -242,3 +242,23 @@ def test_restart_keeps_data_and_fails_cut_runs(kfp_server: Callable[..., Any], p
     got = httpx.get(f"{second.url}{V2}/runs/{run['run_id']}").json()
     assert got["state"] == "FAILED" and "restart" in got["error"]["message"]
     SpecValidator("v2beta1-2.17.0").validate_response("GET", f"{V2}/runs/x", 200, got)
+
+
+def test_multi_user_v1beta1_uses_namespace_references(kfp_server: Callable[..., Any], wire: Wire) -> None:
+    srv = kfp_server(execute=False, multi_user=True, profiles={"alice@x.org": ("team-a",)})
+    alice = {"kubeflow-userid": "alice@x.org"}
+    ns_ref = [{"key": {"type": "NAMESPACE", "id": "team-a"}, "relationship": "OWNER"}]
+    e = httpx.post(f"{srv.url}{V1}/experiments", json={"name": "e", "resource_references": ns_ref}, headers=alice)
+    assert e.status_code == 200 and e.json()["resource_references"] == ns_ref
+    query = {"resource_reference_key.type": "NAMESPACE", "resource_reference_key.id": "team-a"}
+    listed = httpx.get(f"{srv.url}{V1}/experiments", params=query, headers=alice).json()
+    assert [x["name"] for x in listed["experiments"]] == ["e"]
+    other = {"resource_reference_key.type": "NAMESPACE", "resource_reference_key.id": "team-b"}
+    denied = httpx.get(f"{srv.url}{V1}/experiments", params=other, headers=alice)
+    assert denied.status_code == 403 and denied.text == "RBAC: access denied"
+    anonymous = httpx.get(f"{srv.url}{V1}/experiments", params=query)
+    assert anonymous.status_code == 401
+    single = kfp_server(execute=False)
+    refused = httpx.post(f"{single.url}{V1}/experiments", json={"name": "e", "resource_references": ns_ref})
+    assert refused.status_code == 400 and "single-user mode" in refused.json()["message"]
+    assert wire.validate("v1beta1-2.17.0") >= 3
