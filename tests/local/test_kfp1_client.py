@@ -17,8 +17,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def kfp1_python() -> Path:
-    configured = os.environ.get("KFP_CI_KFP1_PYTHON")
-    python = Path(configured) if configured else ROOT / ".venv-kfp1" / "bin" / "python"
+    venv = Path(os.environ.get("KFP_CI_KFP1_VENV") or ROOT / ".venv-kfp1")  # as scripts/setup-kfp1 makes it
+    python = venv / "bin" / "python"
     if not python.exists():
         pytest.skip(f"the kfp 1.8 venv is missing ({python}): run scripts/setup-kfp1")
     return python
