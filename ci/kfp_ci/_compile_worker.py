@@ -258,6 +258,28 @@ def _failed(job: dict[str, Any], message: str) -> dict[str, Any]:
                                    "kind": "Crash"}} for t in job["targets"]], "deps": []}
 
 
+def _warm_up(kfp: Any, major: int, workdir: str) -> None:
+    """Compile a throw-away pipeline once, so the lazy imports of compiling are paid here, not in every child."""
+    if major < 2:
+        return
+    try:
+        from kfp import components, dsl
+
+        echo = components.load_component_from_text(
+            "name: kfp-ci-warm-up\ninputs:\n- {name: text, type: String}\nimplementation:\n  container:\n"
+            "    image: alpine\n    command: [echo, {inputValue: text}]\n"
+        )
+
+        def warm_up() -> None:
+            echo(text="x")
+
+        warm_up.__annotations__ = {}  # this file uses string annotations; kfp reads them
+        pipeline = dsl.pipeline(name="kfp-ci-warm-up")(warm_up)
+        kfp.compiler.Compiler().compile(pipeline, os.path.join(workdir, "warm-up.yaml"))
+    except Exception:  # noqa: S110 - only an optimisation
+        pass
+
+
 def run_zygote(request: dict[str, Any]) -> dict[str, Any]:
     """Import kfp once, then compile every job in a child of its own, ``jobs`` at a time."""
     workdir = request["workdir"]
@@ -271,6 +293,7 @@ def run_zygote(request: dict[str, Any]) -> dict[str, Any]:
     except ImportError as exc:
         return {"error": f"kfp is not installed in {sys.executable} ({exc}); pip install 'kfp-ci[compile]'"}
     version = str(kfp.__version__)
+    _warm_up(kfp, int(version.split(".")[0]), workdir)
     if opts.get("disable_caching") and int(version.split(".")[0]) < 2:
         opts = {**opts, "disable_caching": False}
     pending = list(enumerate(request["jobs"]))
