@@ -25,15 +25,19 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 _LOG_TAIL = 2000
 
 
-def _is_user_file(path: str, root: str) -> bool:
+def _is_user_file(path: str, root: str | list[str]) -> bool:
+    """Under the project root (or the source's directory), outside any site-packages and kfp-ci itself."""
     path = os.path.abspath(path)
-    if not path.startswith(root.rstrip(os.sep) + os.sep):
+    roots = [root] if isinstance(root, str) else root
+    if not any(path.startswith(r.rstrip(os.sep) + os.sep) for r in roots):
         return False
     parts = path.split(os.sep)
     return "site-packages" not in parts and "dist-packages" not in parts and not path.startswith(_HERE + os.sep)
 
 
-def _locate(exc: BaseException, job: dict[str, Any], root: str, def_line: int | None) -> tuple[str, int | None]:
+def _locate(
+    exc: BaseException, job: dict[str, Any], root: str | list[str], def_line: int | None
+) -> tuple[str, int | None]:
     """The deepest frame in the user's code, else the pipeline's ``def`` line."""
     if isinstance(exc, SyntaxError) and exc.filename and os.path.exists(exc.filename):
         return os.path.abspath(exc.filename), exc.lineno
@@ -60,7 +64,7 @@ def _message(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}"
 
 
-def _error(exc: BaseException, job: dict[str, Any], root: str, def_line: int | None) -> dict[str, Any]:
+def _error(exc: BaseException, job: dict[str, Any], root: str | list[str], def_line: int | None) -> dict[str, Any]:
     file, line = _locate(exc, job, root, def_line)
     return {"message": _message(exc), "file": file, "line": line, "kind": type(exc).__name__}
 
@@ -68,7 +72,7 @@ def _error(exc: BaseException, job: dict[str, Any], root: str, def_line: int | N
 class _Recorder:
     """Remembers the component YAML files (under the project root) a module opens."""
 
-    def __init__(self, root: str) -> None:
+    def __init__(self, root: str | list[str]) -> None:
         self.root = root
         self.files: set[str] = set()
 
@@ -124,7 +128,7 @@ def run_child(job: dict[str, Any], opts: dict[str, Any], result_path: str) -> No
     import importlib
     import tempfile
 
-    root = opts["project_root"]
+    root = [opts["project_root"], os.path.dirname(os.path.abspath(job["source"]))]
     recorder = _Recorder(root)
     recorder.install()
     import kfp

@@ -236,9 +236,14 @@ def _run_zygote(python: str, jobs: list[_Job], opts: dict[str, Any], parallel: i
     request_path.write_text(json.dumps(request), encoding="utf-8")
     env = dict(os.environ)
     env.pop("PYTHONSAFEPATH", None)
-    proc = subprocess.run([python, str(_WORKER), str(request_path), str(result_path)], capture_output=True,
-                          text=True, env=env, check=False,
-                          timeout=timeout * (len(jobs) // max(parallel, 1) + 2) + 120)
+    limit = timeout * (len(jobs) // max(parallel, 1) + 2) + 120
+    try:
+        proc = subprocess.run([python, str(_WORKER), str(request_path), str(result_path)], capture_output=True,
+                              text=True, env=env, check=False, timeout=limit)
+    except subprocess.TimeoutExpired:
+        raise CompileError(f"the compiler process ({python}) did not finish within {limit:g} s") from None
+    except OSError as exc:
+        raise UsageError(f"cannot run the compiling interpreter {python}: {exc.strerror}") from None
     if proc.returncode != 0 or not result_path.exists():
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
         raise CompileError(f"the compiler process ({python}) failed with exit code {proc.returncode}: {tail[0]}")
