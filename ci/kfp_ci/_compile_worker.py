@@ -4,7 +4,8 @@ This file runs as a standalone script in the interpreter that has kfp installed 
 REQUEST RESULT``); it imports nothing from kfp_ci, so any interpreter with kfp (2.x or 1.8) can run it.
 
 The zygote imports kfp, then forks one child per source module (``--jobs`` at a time; where ``fork`` is not
-available it starts ``python _compile_worker.py --child JOB`` instead). A child imports only its module, the
+available, or with ``KFP_CI_COMPILE_START=spawn``, it starts ``python _compile_worker.py --child JOB``
+instead). A child imports only its module, the
 way ``kfp dsl compile`` does (its directory first on ``sys.path``, ``__import__`` of the file's stem), compiles
 the requested pipeline functions into a scratch directory and writes a JSON result: the compiled bytes, the
 pipeline names, errors located in the user's code, and the project-local files the module loaded (for the
@@ -193,7 +194,7 @@ class _Child:
         self.started = time.monotonic()
         self.pid = 0
         self.proc: subprocess.Popen[bytes] | None = None
-        if hasattr(os, "fork"):
+        if hasattr(os, "fork") and os.environ.get("KFP_CI_COMPILE_START", "fork") != "spawn":
             sys.stdout.flush()
             sys.stderr.flush()
             pid = os.fork()

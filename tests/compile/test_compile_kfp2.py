@@ -85,3 +85,14 @@ def test_text_report_names_each_pipeline_and_the_sdk(tmp_path: Path, compiled: d
     assert "ok      control-flow" in result.stdout and f"kfp {sdk}" in result.stdout
     reference = compiled["root"] / "ref" / "control_flow.yaml"
     assert (tmp_path / "control-flow.yaml").read_bytes() == reference.read_bytes()
+
+
+def test_spawn_fallback_writes_the_same_bytes(tmp_path: Path, compiled: dict[str, Any]) -> None:
+    """Where fork is unavailable each module gets a fresh interpreter: same outputs, same isolation."""
+    src = compiled["root"] / "pipelines"
+    result = kfp_ci(["compile", str(src / "nested.py"), "--out-dir", str(tmp_path), "--no-cache"], tmp_path,
+                    env={"KFP_CI_COMPILE_START": "spawn"})
+    assert result.exit_code == 0, result.output
+    for fn in ("inner", "outer"):
+        ours = (tmp_path / f"{PIPELINES[fn][1]}.yaml").read_bytes()
+        assert ours == (compiled["root"] / "ref" / f"{fn}.yaml").read_bytes()
