@@ -17,7 +17,6 @@ and the median of ``python -c 'import kfp_ci.client'`` (and of ``import kfp`` fo
 import argparse
 import http.client
 import http.server
-import socket
 import statistics
 import subprocess
 import sys
@@ -152,14 +151,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         package = compile_package(Path(tmp))
         options = ServerOptions(data_dir=Path(tmp) / "data", compat=args.compat, execute=False)
-        srv = LocalServer(options, host="127.0.0.1", port=0)
-        srv.bind()
-        listener = getattr(srv, "_sock", None)
-        if listener is not None:
-            # Real KFP (Go net/http) disables Nagle on every connection; without it each answer whose headers and
-            # body go out in two writes waits ~40 ms for a delayed ACK. Accepted sockets inherit this on Linux.
-            listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        with srv:
+        with LocalServer(options, host="127.0.0.1", port=0) as srv:
             with Client(srv.url) as setup:
                 setup.upload_pipeline(package, PIPELINE)
             sides = {"kfp.Client": KFP_SCRIPT, "kfp_ci.client": KFP_CI_SCRIPT}
