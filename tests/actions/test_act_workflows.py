@@ -161,6 +161,7 @@ def test_validate_workflow_passes_and_summarises_what_changed(consumer: Path, ru
     _branch(consumer, CHANGED_SOURCE, recompile=True)
     result = run_act(consumer, "pull_request", "kfp-pr.yml", event_json=PR_EVENT)
     assert result.returncode == 0, result.output[-4000:]
+    assert "::error" not in result.output
     summary = "\n".join(line.split("Summary - ", 1)[-1] for line in result.output.splitlines())
     assert "Pipeline `hello-ci`" in summary
     assert "| + | step | `publish` | added |" in summary
@@ -181,4 +182,6 @@ def test_validate_workflow_fails_with_a_located_annotation_on_a_broken_pipeline(
     assert "hello.py" in files
     lines = {int(line) for f, line in annotations if f.endswith("hello.py")}
     assert 12 in lines, annotations
+    assert re.search(r"::error file=pipelines/hello.py,line=12[^\n]*unexpected keyword argument \"nonsense\"",
+                     result.output)
     assert "Traceback" not in result.output
