@@ -43,7 +43,8 @@ class _Bearer(httpx.Auth):
 
 
 def _printed(output: str, prefix: str) -> dict[str, str]:
-    return dict(re.findall(rf"{prefix} ([a-z-]+)=(.*?)\s*$", output, flags=re.M))
+    """``<prefix> name=value`` lines a step printed (act shows step output after ``| ``)."""
+    return dict(re.findall(rf"\| {prefix} ([a-z-]+)=(.*?)\s*$", output, flags=re.M))
 
 
 def test_deploy_workflow_uploads_a_version_sets_every_output_and_masks_the_token(consumer: Path, run_act: Any,
@@ -185,3 +186,78 @@ def test_validate_workflow_fails_with_a_located_annotation_on_a_broken_pipeline(
     assert re.search(r"::error file=pipelines/hello.py,line=12[^\n]*unexpected keyword argument \"nonsense\"",
                      result.output)
     assert "Traceback" not in result.output
+
+
+IMAGE_SOURCE = '''
+import os
+
+from kfp import dsl
+
+IMAGE = os.environ.get("KFP_CI_IMAGE", "python:3.11-slim")
+
+
+@dsl.component(base_image=IMAGE)
+def make_rows(rows: int) -> int:
+    return rows * 2
+
+
+@dsl.pipeline(name="hello-ci")
+def hello_pipeline(rows: int = 3):
+    make_rows(rows=rows)
+'''
+
+ROOT_ACTION_CALLER = '''
+name: image handoff
+on: workflow_dispatch
+permissions: {}
+jobs:
+  deploy:
+    runs-on: ubuntu-latest
+    timeout-minutes: 10
+    permissions:
+      contents: read
+    steps:
+      - uses: actions/checkout@11bd71901bbe5b1630ceea73d27597364c9af683 # v4.2.2
+        with:
+          persist-credentials: false
+      - uses: actions/checkout@11bd71901bbe5b1630ceea73d27597364c9af683 # v4.2.2
+        with:
+          repository: kfp-ci/kfp-ci
+          path: .kfp-ci-action
+          persist-credentials: false
+      - id: kfp
+        uses: ./.kfp-ci-action
+        with:
+          host: ${{ vars.KFP_HOST }}
+          auth: token
+          token: ${{ secrets.KFP_TOKEN }}
+          image: ghcr.io/acme/trainer:0123abc
+      - env:
+          VERSION_ID: ${{ steps.kfp.outputs.version-id }}
+          RUN_ID: ${{ steps.kfp.outputs.run-id }}
+        run: printf 'root version-id=%s\\nroot run-id=%s\\n' "$VERSION_ID" "$RUN_ID"
+'''
+
+
+def test_root_action_compiles_sources_with_the_image_tag_in_kfp_ci_image(consumer: Path, run_act: Any,
+                                                                         server: LocalServer) -> None:
+    """`uses: owner/kfp-ci@v1` (root action.yml): the image input reaches the pipeline code as KFP_CI_IMAGE."""
+    import conftest
+
+    (consumer / "pipelines" / "hello.py").write_text(IMAGE_SOURCE, encoding="utf-8")
+    (consumer / ".github" / "workflows" / "image.yml").write_text(ROOT_ACTION_CALLER, encoding="utf-8")
+    conftest._git(consumer, "add", "-A")
+    conftest._git(consumer, "commit", "-q", "-m", "image from the environment")
+    result = run_act(consumer, "workflow_dispatch", "image.yml", variables={"KFP_HOST": server.url},
+                     secrets={"KFP_TOKEN": TOKEN})
+    assert result.returncode == 0, result.output[-4000:]
+    printed = _printed(result.output, "root")
+    assert printed.get("version-id"), result.output[-3000:]
+    assert printed.get("run-id") == ""  # no run asked for: the output exists and is empty
+    client = _client(server)
+    [pipeline] = client.list_pipelines()
+    version = client.get_pipeline_version(pipeline.id, printed["version-id"])
+    images = {executor["container"]["image"]
+              for executor in (version.pipeline_spec or {})["deploymentSpec"]["executors"].values()}
+    assert images == {"ghcr.io/acme/trainer:0123abc"}
+    assert TOKEN not in result.output
