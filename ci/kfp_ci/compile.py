@@ -197,6 +197,14 @@ def _python() -> str:
 def _sdk_version(python: str) -> str | None:
     """kfp's version in ``python`` without importing kfp (from its installed metadata)."""
     if python == sys.executable:
+        for entry in sys.path:  # fast path: the dist-info directory's name carries the version
+            try:
+                names = os.listdir(entry or ".")
+            except OSError:
+                continue
+            for name in names:
+                if name.startswith("kfp-") and name[4:5].isdigit() and name.endswith(".dist-info"):
+                    return name[len("kfp-"):-len(".dist-info")]
         from importlib import metadata
 
         try:
