@@ -80,3 +80,27 @@ def test_cli_process_imports_neither_kfp_nor_user_code(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert "clean" in proc.stdout
     assert (project / "compiled" / "train.yaml").is_file()
+
+
+def test_no_state_leaks_between_modules_with_the_same_names(tmp_path: Path) -> None:
+    """Two pipeline.py files, each importing its own helpers.py, and one that patches kfp at import time."""
+    for team, image in (("a", "alpine:3.1"), ("b", "alpine:3.2")):
+        folder = tmp_path / team
+        folder.mkdir()
+        (folder / "helpers.py").write_text(f"IMAGE = {image!r}\n")
+        patch = "dsl.PipelineTask.set_caching_options = lambda self, *a, **k: self\n" if team == "a" else ""
+        (folder / "pipeline.py").write_text(
+            "from helpers import IMAGE\nfrom kfp import dsl\n" + patch +
+            "\n@dsl.container_component\ndef hi() -> dsl.ContainerSpec:\n"
+            "    return dsl.ContainerSpec(image=IMAGE, command=['true'])\n\n"
+            f"@dsl.pipeline(name='team-{team}')\ndef team_{team}() -> None:\n"
+            "    hi().set_caching_options(False)\n"
+        )
+    result = kfp_ci(["compile", ".", "--format", "json", "-j", "2"], tmp_path)
+    assert result.exit_code == 0, result.output
+    a_yaml = (tmp_path / "a" / "team-a.yaml").read_text()
+    b_yaml = (tmp_path / "b" / "team-b.yaml").read_text()
+    assert "alpine:3.1" in a_yaml and "alpine:3.2" not in a_yaml
+    assert "alpine:3.2" in b_yaml and "alpine:3.1" not in b_yaml
+    assert "enableCache" not in b_yaml  # a's patch of kfp did not reach b: b's caching was really turned off
+    assert "enableCache: true" in a_yaml
