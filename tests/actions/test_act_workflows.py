@@ -42,6 +42,13 @@ class _Bearer(httpx.Auth):
         yield request
 
 
+def _assert_not_on_disk(secret: str, tree: Path) -> None:
+    """Nothing act or kfp-ci wrote under ``tree`` (workspace, outputs, summaries, caches) holds the secret."""
+    leaked = [p for p in tree.rglob("*") if p.is_file() and not p.is_symlink()
+              and secret.encode() in p.read_bytes()]
+    assert not leaked, leaked
+
+
 def _printed(output: str, prefix: str) -> dict[str, str]:
     """``<prefix> name=value`` lines a step printed (act shows step output after ``| ``)."""
     return dict(re.findall(rf"\| {prefix} ([a-z-]+)=(.*?)\s*$", output, flags=re.M))
@@ -69,6 +76,7 @@ def test_deploy_workflow_uploads_a_version_sets_every_output_and_masks_the_token
 
     assert TOKEN not in result.output
     assert "***" in result.output
+    _assert_not_on_disk(TOKEN, consumer.parent)
 
 
 def test_retrain_workflow_runs_the_latest_version_and_waits(consumer: Path, compiled_hello: Path, run_act: Any,
