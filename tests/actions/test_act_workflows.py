@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
+from act_helpers import compile_pipeline, git
 
 from kfp_ci.client import Client
 from kfp_ci.local import LocalServer, ServerOptions
@@ -156,13 +157,12 @@ PR_EVENT = '{"pull_request": {"number": 7, "base": {"ref": "main"}, "head": {"re
 
 
 def _branch(repo: Path, source: str, *, recompile: bool) -> None:
-    import conftest
 
-    conftest._git(repo, "checkout", "-q", "-b", "feature")
+    git(repo, "checkout", "-q", "-b", "feature")
     (repo / "pipelines" / "hello.py").write_text(source, encoding="utf-8")
     if recompile:
-        conftest.compile_pipeline(repo / "pipelines" / "hello.py", repo / "compiled" / "hello-ci.yaml")
-    conftest._git(repo, "commit", "-q", "-am", "change the pipeline")
+        compile_pipeline(repo / "pipelines" / "hello.py", repo / "compiled" / "hello-ci.yaml")
+    git(repo, "commit", "-q", "-am", "change the pipeline")
 
 
 def test_validate_workflow_passes_and_summarises_what_changed(consumer: Path, run_act: Any) -> None:
@@ -250,12 +250,11 @@ jobs:
 def test_root_action_compiles_sources_with_the_image_tag_in_kfp_ci_image(consumer: Path, run_act: Any,
                                                                          server: LocalServer) -> None:
     """`uses: owner/kfp-ci@v1` (root action.yml): the image input reaches the pipeline code as KFP_CI_IMAGE."""
-    import conftest
 
     (consumer / "pipelines" / "hello.py").write_text(IMAGE_SOURCE, encoding="utf-8")
     (consumer / ".github" / "workflows" / "image.yml").write_text(ROOT_ACTION_CALLER, encoding="utf-8")
-    conftest._git(consumer, "add", "-A")
-    conftest._git(consumer, "commit", "-q", "-m", "image from the environment")
+    git(consumer, "add", "-A")
+    git(consumer, "commit", "-q", "-m", "image from the environment")
     result = run_act(consumer, "workflow_dispatch", "image.yml", variables={"KFP_HOST": server.url},
                      secrets={"KFP_TOKEN": TOKEN})
     assert result.returncode == 0, result.output[-4000:]

@@ -6,8 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import conftest
 import pytest
+from act_helpers import compile_pipeline, git
 from test_act_workflows import CHANGED_SOURCE
 
 from kfp_ci._pipeline_diff import diff_specs, load_spec, summary_markdown
@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def changed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     base = tmp_path_factory.mktemp("changed")
     (base / "hello.py").write_text(CHANGED_SOURCE, encoding="utf-8")
-    conftest.compile_pipeline(base / "hello.py", base / "hello-ci.yaml")
+    compile_pipeline(base / "hello.py", base / "hello-ci.yaml")
     return base / "hello-ci.yaml"
 
 
@@ -57,7 +57,7 @@ def test_summary_of_a_new_and_a_removed_pipeline(compiled_hello: Path) -> None:
 
 
 def test_pipeline_summary_script_compares_with_the_base_branch(consumer: Path, changed: Path) -> None:
-    conftest._git(consumer, "checkout", "-q", "-b", "feature")
+    git(consumer, "checkout", "-q", "-b", "feature")
     (consumer / "compiled" / "hello-ci.yaml").write_bytes(changed.read_bytes())
     done = subprocess.run([sys.executable, str(ROOT / "scripts" / "pipeline-summary"), "--base", "main"],
                           cwd=consumer, capture_output=True, text=True, check=False,

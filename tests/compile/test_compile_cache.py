@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import as_json, copy_tree, kfp_ci
+from compile_helpers import as_json, copy_tree, kfp_ci
 
 
 def _cached(project: Path, *extra: str) -> bool:

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import HERE, as_json, by_function, copy_tree, kfp_ci
+from compile_helpers import HERE, as_json, by_function, copy_tree, kfp_ci
 
 
 def _line_of(path: Path, needle: str) -> int:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO, as_json, copy_tree, kfp_ci
+from compile_helpers import REPO, as_json, copy_tree, kfp_ci
 
 pytestmark = [pytest.mark.kfp1, pytest.mark.slow]
 

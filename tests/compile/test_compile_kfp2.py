@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import as_json, by_function, copy_tree, kfp_ci, kfp_dsl_compile
+from compile_helpers import as_json, by_function, copy_tree, kfp_ci, kfp_dsl_compile
 
 PIPELINES = {  # function -> (file, pipeline name)
     "all_params": ("params.py", "all-params"),
