@@ -1,0 +1,264 @@
+"""The Dex login walker: one cookie jar, httpx, BeautifulSoup; every Kubeflow generation's chain.
+
+Walks oauth2-proxy (403 sign-in page -> ``/oauth2/start``, 1.9.0's Grant Access page, split session cookies)
+and oidc-authservice (302 chain, both Dex URL shapes, ``oidc_state_csrf``) by reading each page: the connector
+is followed by its link, forms are posted to their ``action`` resolved against the current URL. Success is
+proven: the session cookie(s) exist and an authenticated healthz answers JSON.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlencode, urljoin, urlsplit, urlunsplit
+
+import httpx
+from bs4 import BeautifulSoup, Tag
+
+from kfp_ci import _console, _secrets
+from kfp_ci.errors import ConnectError, LoginError, UsageError
+
+__all__ = ["Session", "SESSION_COOKIE", "check_plain_http", "dex_login", "is_loopback", "verify_session"]
+
+SESSION_COOKIE = re.compile(r"^(oauth2_proxy_kubeflow(_\d+)?|_oauth2_proxy(_\d+)?|authservice_session)$")
+MAX_STEPS = 30
+_HEALTHZ = ("/apis/v2beta1/healthz", "/apis/v1beta1/healthz")
+
+
+@dataclass
+class Session:
+    """A logged-in dashboard session: the session cookies only (never the CSRF/state ones)."""
+
+    cookies: dict[str, str] = field(default_factory=dict)
+    kind: str = ""
+
+    def header(self) -> str:
+        return "; ".join(f"{k}={v}" for k, v in sorted(self.cookies.items()))
+
+
+def is_loopback(host: str) -> bool:
+    if host in ("localhost", "localhost.localdomain") or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_plain_http(url: str, allow: bool, what: str) -> None:
+    """Refuse to send ``what`` over plain http to a non-loopback host unless allowed (then warn)."""
+    parts = urlsplit(url)
+    if parts.scheme != "http" or is_loopback(parts.hostname or ""):
+        return
+    if not allow:
+        raise UsageError(f"refusing to send {what} over plain http to {parts.hostname}: use https, or pass "
+                         "--allow-insecure-http if this load balancer really has no TLS")
+    _console.warn(f"sending {what} over plain http to {parts.hostname} (--allow-insecure-http)")
+
+
+def _origin(url: str | httpx.URL) -> tuple[str, str]:
+    parts = urlsplit(str(url))
+    return parts.scheme, parts.netloc.lower()
+
+
+def _strip(url: str) -> str:
+    """The URL without its query (queries carry state ids; messages name the path only)."""
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
+
+
+class _Walker:
+    def __init__(self, http: httpx.Client, host: str, username: str, password: str, connector: str | None,
+                 debug_dir: Path | None, allow_insecure_http: bool) -> None:
+        self.http = http
+        self.host = host.rstrip("/")
+        self.username = username
+        self.password = password
+        self.connector = connector
+        self.debug_dir = debug_dir
+        self.allow_http = allow_insecure_http
+        self.origin = _origin(self.host)
+        self.posted = False
+        self.dumps = 0
+        _secrets.register(password)
+
+    # ------------------------------------------------------------------------------------------ transport
+    def send(self, method: str, url: str, **kwargs: object) -> httpx.Response:
+        if _origin(url) != self.origin:
+            host = urlsplit(url).hostname or url
+            if host.endswith((".svc", ".svc.cluster.local", ".cluster.local")) or "." not in host:
+                raise LoginError(f"the login redirected to the in-cluster Dex URL {_strip(url)}, which this runner "
+                                 "cannot reach: set oauth2-proxy's login_url (or oidc-authservice's OIDC_AUTH_URL) to "
+                                 "the relative /dex/auth and turn off OIDC discovery")
+            raise LoginError(f"the login redirected off {self.origin[1]} to {_strip(url)}: not following it "
+                             "with credentials (log in with a token or a cookie instead)")
+        try:
+            return self.http.request(method, url, follow_redirects=False, **kwargs)  # type: ignore[arg-type]
+        except httpx.ConnectError as exc:
+            text = str(exc)
+            if "CERTIFICATE" in text.upper() or "SSL" in text.upper():
+                raise ConnectError(f"TLS verification failed for {self.origin[1]}: pass --ca-bundle with the CA "
+                                   "that signed its certificate") from None
+            raise ConnectError(f"cannot connect to {self.origin[1]}: {text}") from None
+        except httpx.TimeoutException:
+            raise ConnectError(f"{self.origin[1]} did not answer in time during the login") from None
+
+    # ------------------------------------------------------------------------------------------------ walk
+    def run(self) -> Session:
+        response = self.send("GET", self.host + "/", headers={"Accept": "text/html"})
+        for _ in range(MAX_STEPS):
+            session = self.session()
+            if session.cookies:
+                return session
+            if response.status_code in (301, 302, 303, 307, 308):
+                target = urljoin(str(response.url), response.headers.get("location", ""))
+                response = self.send("GET", target, headers={"Accept": "text/html"})
+                continue
+            response = self.step(response)
+        raise LoginError(f"the login did not finish after {MAX_STEPS} steps (last: {_strip(str(response.url))}, "
+                         f"HTTP {response.status_code})")
+
+    def session(self) -> Session:
+        cookies = {c.name: c.value for c in self.http.cookies.jar if SESSION_COOKIE.match(c.name) and c.value}
+        for value in cookies.values():
+            _secrets.register(value)
+        kind = "authservice" if "authservice_session" in cookies else "oauth2-proxy" if cookies else ""
+        return Session(cookies, kind)
+
+    def step(self, response: httpx.Response) -> httpx.Response:
+        url = str(response.url)
+        ctype = response.headers.get("content-type", "")
+        if "html" not in ctype and not response.text.lstrip().startswith("<"):
+            text = response.text.strip()
+            if "CSRF" in text or "state" in text.lower():
+                raise LoginError(f"the login failed a CSRF/state check at {_strip(url)} (HTTP {response.status_code}): "
+                                 f"{text[:160]}; a proxy between the runner and the gateway may drop cookies")
+            if response.status_code == 401 and text in ("{}", ""):
+                raise self.not_understood(response, "a 401 for an API route: the host URL must be the dashboard")
+            raise self.not_understood(response, "not a login page")
+        soup = BeautifulSoup(response.text, "html.parser")
+        forms = [f for f in soup.find_all("form") if isinstance(f, Tag)]
+        # oauth2-proxy sign-in page (KF 1.9.1+): submit its GET form to /oauth2/start
+        for form in forms:
+            action = str(form.get("action") or "")
+            if action.rstrip("/").endswith("/oauth2/start"):
+                query = urlencode(self.inputs(form))
+                return self.send("GET", urljoin(url, action) + ("?" + query if query else ""),
+                                 headers={"Accept": "text/html"})
+        # Dex password form
+        for form in forms:
+            if form.find("input", attrs={"name": "password"}) and form.find("input", attrs={"name": "login"}):
+                if str(form.get("action") or "").rstrip("/").endswith("/oauth2/sign_in"):
+                    continue  # oauth2-proxy htpasswd form, not Dex
+                error = soup.find(id="login-error") or soup.find(class_="dex-error-box")
+                if error is not None and self.posted:
+                    raise LoginError(f"Dex rejected the credentials of {self.username} (HTTP {response.status_code}): "
+                                     f"{error.get_text(' ', strip=True)} Check KFP_CI_USERNAME and the password")
+                if self.posted:
+                    raise self.not_understood(response, "the password form again without an error")
+                target = urljoin(url, str(form.get("action") or url))
+                check_plain_http(target, self.allow_http, "the Dex password")
+                self.posted = True
+                data = {**self.inputs(form), "login": self.username, "password": self.password}
+                return self.send("POST", target, data=data, headers={"Accept": "text/html"})
+        # Dex approval page (KF 1.9.0): the form with approval=approve
+        for form in forms:
+            if form.find("input", attrs={"name": "approval", "value": "approve"}):
+                target = urljoin(url, str(form.get("action") or url))
+                return self.send("POST", target, data=self.inputs(form), headers={"Accept": "text/html"})
+        # Dex connector selection
+        links = self.connectors(soup, url)
+        if links:
+            wanted = self.connector or ("local" if "local" in links else None)
+            if wanted is None and len(links) == 1:
+                wanted = next(iter(links))
+            if wanted not in links:
+                offered = ", ".join(f"{cid} ({name})" for cid, (name, _) in sorted(links.items()))
+                if wanted is None:
+                    raise LoginError(f"Dex offers several connectors: choose one with --dex-connector: {offered}")
+                raise LoginError(f"Dex offers no connector {wanted!r}: choose --dex-connector from: {offered}")
+            return self.send("GET", links[wanted][1], headers={"Accept": "text/html"})
+        text = soup.get_text(" ", strip=True)
+        if "CSRF" in text or "Missing url parameter: state" in text:
+            raise LoginError(f"the login failed a CSRF/state check at {_strip(url)} (HTTP {response.status_code}): "
+                             f"{_message(soup)}; a proxy between the runner and the gateway may drop cookies")
+        heading = soup.find(class_="theme-heading") or soup.find(class_="status-code")
+        if heading is not None and response.status_code >= 400:
+            raise LoginError(f"the login failed at {_strip(url)} (HTTP {response.status_code}): {_message(soup)}")
+        raise self.not_understood(response, "no sign-in form, Dex form, approval form or connector link")
+
+    @staticmethod
+    def inputs(form: Tag) -> dict[str, str]:
+        values: dict[str, str] = {}
+        for field_ in form.find_all("input"):
+            if isinstance(field_, Tag) and field_.get("name") and field_.get("type", "text") in ("hidden", "text"):
+                values[str(field_["name"])] = str(field_.get("value") or "")
+        return values
+
+    @staticmethod
+    def connectors(soup: BeautifulSoup, url: str) -> dict[str, tuple[str, str]]:
+        found: dict[str, tuple[str, str]] = {}
+        for a in soup.find_all("a", href=True):
+            if not isinstance(a, Tag):
+                continue
+            href = urljoin(url, str(a["href"]))
+            m = re.search(r"/auth/([^/?#]+)$", urlsplit(href).path)
+            if m is None:
+                continue
+            name = a.get_text(" ", strip=True).removeprefix("Log in with ").strip() or m.group(1)
+            found[m.group(1)] = (name, href)
+        return found
+
+    def not_understood(self, response: httpx.Response, why: str) -> LoginError:
+        where = _strip(str(response.url))
+        saved = ""
+        if self.debug_dir is not None:
+            self.debug_dir.mkdir(parents=True, exist_ok=True)
+            self.dumps += 1
+            path = self.debug_dir / f"login-page-{self.dumps}.html"
+            text = _secrets.redact(response.text).replace(self.password, _secrets.MASK)
+            path.write_text(text, encoding="utf-8")
+            path.chmod(0o600)
+            saved = f"; saved to {path}"
+        else:
+            saved = "; pass --debug-dir to save the page"
+        return LoginError(f"the login flow did not understand the page at {where} (HTTP {response.status_code}, "
+                          f"{why}){saved}")
+
+
+def _message(soup: BeautifulSoup) -> str:
+    p = soup.find("p")
+    if p is not None and p.get_text(strip=True):
+        return p.get_text(" ", strip=True)
+    return soup.get_text(" ", strip=True)[:200]
+
+
+def verify_session(http: httpx.Client, host: str, session: Session) -> dict[str, object]:
+    """An authenticated healthz that answers JSON; returns its body. Raises LoginError otherwise."""
+    last = ""
+    for suffix in _HEALTHZ:
+        response = http.get(host.rstrip("/") + suffix, headers={"Cookie": session.header(),
+                                                                 "Accept": "application/json"},
+                            follow_redirects=False)
+        ctype = response.headers.get("content-type", "")
+        if response.status_code == 200 and "json" in ctype:
+            body = response.json()
+            return body if isinstance(body, dict) else {}
+        last = f"HTTP {response.status_code} {ctype.split(';')[0] or 'no content type'}"
+        if response.status_code != 404:
+            break
+    raise LoginError(f"the login set session cookies, but the authenticated healthz at {host}{_HEALTHZ[0]} "
+                     f"answered {last}, not JSON: check the host (the API is usually under /pipeline)")
+
+
+def dex_login(http: httpx.Client, host: str, username: str, password: str, *, connector: str | None = None,
+              debug_dir: Path | None = None, allow_insecure_http: bool = False) -> Session:
+    """Log in through the dashboard's Dex and prove it; ``http`` is a fresh client (its jar is the flow's)."""
+    walker = _Walker(http, host, username, password, connector, debug_dir, allow_insecure_http)
+    session = walker.run()
+    http.cookies.clear()
+    verify_session(http, host, session)
+    return session
+

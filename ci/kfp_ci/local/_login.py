@@ -1,0 +1,608 @@
+"""Login emulation of the embedded server: bearer tokens, and Dex behind oauth2-proxy or oidc-authservice.
+
+``wrap_login(app, options)`` puts an ASGI middleware in front of the API that behaves like the Istio gateway of
+a Kubeflow install (facts: ``shared/reference/kubeflow-login.md``):
+
+- ``auth="token"``: ``Authorization: Bearer <token>`` from ``options.tokens``; anything else is 401 ``{}``.
+- ``auth="dex", dex_shape="oauth2-proxy"`` (Kubeflow 1.9.1+): unauthenticated pages get the 403 sign-in page
+  (a GET form to ``/oauth2/start``), API routes 401 ``{}``; ``kubeflow_version="1.9.0"`` redirects straight to Dex
+  and adds Dex's Grant Access page. Session cookie ``oauth2_proxy_kubeflow``, split into ``_0``, ``_1``... when
+  the ``Set-Cookie`` line would pass 4000 bytes (LDAP sessions carry many groups, so they are split);
+  ``oauth2_proxy_kubeflow_csrf`` during the login.
+- ``auth="dex", dex_shape="authservice"`` (Kubeflow 1.0-1.8): every unauthenticated request is 302'd to Dex
+  (so an API call ends on Dex's login HTML with status 200); cookie ``authservice_session``; from Kubeflow 1.7 the
+  callback is ``/authservice/oidc/callback`` with an ``oidc_state_csrf`` cookie, before it ``/login/oidc``.
+  ``dex_url_shape`` picks Dex's ``/dex/auth/local?req=`` (old) or ``/dex/auth/local/login?back=&state=`` (new).
+
+A wrong password re-renders the form with the error box: status 401 on Dex >= 2.36 (Kubeflow >= 1.8), 200 before
+(old Dex URL shape or Kubeflow < 1.8); ``options.dex_wrong_password_status`` (if set) overrides it. Requests let
+through carry ``kubeflow-userid``; one coming from the client is dropped. ``expire_all_sessions(app)`` ends every
+session (the faults hook). The dashboard's ``/api/workgroup/env-info`` answers who is logged in.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import re
+import secrets
+import threading
+import time
+from dataclasses import dataclass, field
+from http.cookies import SimpleCookie
+from typing import Any
+from urllib.parse import parse_qs, urlencode
+
+__all__ = ["LoginApp", "expire_all_sessions", "wrap_login"]
+
+ASGIApp = Any
+Scope = dict[str, Any]
+
+OAUTH2_COOKIE = "oauth2_proxy_kubeflow"
+AUTHSERVICE_COOKIE = "authservice_session"
+STATE_COOKIE = "oidc_state_csrf"
+CLIENT_ID = "kubeflow-oidc-authservice"
+MAX_COOKIE = 4000
+API_ROUTES = re.compile(r"/api/|/apis/|^/ml_metadata")
+CONNECTOR_NAMES = {"local": "Email", "ldap": "LDAP"}
+LDAP_GROUPS = 160  # an LDAP login carries this many groups: its oauth2-proxy session needs split cookies
+
+
+def _version(text: str) -> tuple[int, ...]:
+    parts = []
+    for piece in text.split("."):
+        digits = "".join(ch for ch in piece if ch.isdigit())
+        parts.append(int(digits or 0))
+    return tuple(parts)
+
+
+@dataclass
+class _AuthRequest:
+    redirect_uri: str
+    state: str
+    connector: str = ""
+    user: str = ""
+    hmac: str = field(default_factory=lambda: secrets.token_urlsafe(16))
+
+
+@dataclass
+class _Pending:
+    """What a proxy remembers between its redirect to Dex and the callback."""
+
+    rd: str
+    created: float
+
+
+class LoginApp:
+    """The ASGI middleware (one per server); state lives in memory, guarded by a lock."""
+
+    def __init__(self, app: ASGIApp, options: Any) -> None:
+        self.app = app
+        self.options = options
+        self.mode: str = options.auth
+        self.shape: str = options.dex_shape
+        self.version = _version(str(options.kubeflow_version))
+        self.old_urls = options.dex_url_shape == "old"
+        self.connectors: tuple[str, ...] = tuple(options.connectors) or ("local",)
+        self.ttl = float(options.session_ttl)
+        override = getattr(options, "dex_wrong_password_status", None)
+        if override:
+            self.wrong_status = int(override)
+        elif self.shape == "authservice" and (self.old_urls or self.version < (1, 8)):
+            self.wrong_status = 200
+        else:
+            self.wrong_status = 401
+        self.legacy_callback = self.shape == "authservice" and self.version < (1, 7)
+        if self.shape == "authservice":
+            self.callback = "/login/oidc" if self.legacy_callback else "/authservice/oidc/callback"
+            # Dex's approval hop: skipped silently before 2.36 (KF <= 1.7), absent on 1.8's Dex 2.36
+            self.approval = "skip" if self.version < (1, 8) else "none"
+        else:
+            self.callback = "/oauth2/callback"
+            self.approval = "page" if self.version < (1, 9, 1) else "none"
+        self._lock = threading.Lock()
+        self.sessions: dict[str, tuple[str, float]] = {}
+        self.requests: dict[str, _AuthRequest] = {}
+        self.codes: dict[str, tuple[str, str]] = {}  # code -> (user, state)
+        self.pending: dict[str, _Pending] = {}
+
+    # ------------------------------------------------------------------------------------------- plumbing
+    def expire_all(self) -> None:
+        with self._lock:
+            self.sessions.clear()
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = [(k, v) for k, v in scope.get("headers", []) if k.lower() != b"kubeflow-userid"]
+        scope = dict(scope, headers=headers)
+        req = _Req(scope)
+        if self.mode == "token":
+            user = self._bearer_user(req)
+            if user is None:
+                await _send(send, 401, b"{}", "application/json")
+                return
+            await self._forward(scope, receive, send, user)
+            return
+        path = scope["path"]
+        if path.startswith("/dex/") or path == "/dex":
+            if req.method == "POST":
+                req.form = parse_qs((await _body(receive)).decode("utf-8", "replace"))
+            await self._dex(req, send)
+            return
+        if self.shape == "oauth2-proxy" and path.startswith("/oauth2/"):
+            await self._oauth2(req, send)
+            return
+        if self.shape == "authservice" and path == self.callback:
+            await self._authservice_callback(req, send)
+            return
+        user = self._bearer_user(req) or self._session_user(req)
+        if user is None:
+            await self._unauthenticated(req, send)
+            return
+        if path == "/api/workgroup/env-info":
+            await self._env_info(user, send)
+            return
+        await self._forward(scope, receive, send, user)
+
+    async def _forward(self, scope: Scope, receive: Any, send: Any, user: str) -> None:
+        scope = dict(scope, headers=[*scope["headers"], (b"kubeflow-userid", user.encode())])
+        await self.app(scope, receive, send)
+
+    def _bearer_user(self, req: _Req) -> str | None:
+        value = req.header("authorization")
+        if value and value.lower().startswith("bearer "):
+            return dict(self.options.tokens).get(value[7:].strip())
+        return None
+
+    def _session_user(self, req: _Req) -> str | None:
+        cookies = req.cookies()
+        name = OAUTH2_COOKIE if self.shape == "oauth2-proxy" else AUTHSERVICE_COOKIE
+        value = cookies.get(name)
+        if value is None and self.shape == "oauth2-proxy":
+            chunks = []
+            n = 0
+            while f"{name}_{n}" in cookies:
+                chunks.append(cookies[f"{name}_{n}"])
+                n += 1
+            value = "".join(chunks) if chunks else None
+        if value is None:
+            return None
+        with self._lock:
+            found = self.sessions.get(value)
+            if found is None:
+                return None
+            if found[1] < time.time():
+                del self.sessions[value]
+                return None
+            return found[0]
+
+    async def _env_info(self, user: str, send: Any) -> None:
+        profiles = dict(self.options.profiles)
+        namespaces = profiles.get(user) or ("kubeflow-user-" + re.sub(r"[^a-z0-9]+", "-", user.lower()).strip("-"),)
+        body = {"user": user, "isClusterAdmin": False, "platform": {"kubeflowVersion": ".".join(map(str, self.version))},
+                "namespaces": [{"user": user, "namespace": ns, "role": "owner"} for ns in namespaces]}
+        await _send(send, 200, json.dumps(body).encode(), "application/json")
+
+    # ---------------------------------------------------------------------------------------- unauthenticated
+    async def _unauthenticated(self, req: _Req, send: Any) -> None:
+        if self.shape == "oauth2-proxy":
+            accept = req.header("accept") or ""
+            api = self.version >= (1, 9, 1) and API_ROUTES.search(req.path) is not None
+            if api or accept.strip() == "application/json":
+                await _send(send, 401, b"{}", "application/json")
+                return
+            if self.version < (1, 9, 1):  # 1.9.0: skip_provider_button = true
+                await self._oauth2_start(req.full_path, send)
+                return
+            await _send(send, 403, _sign_in_page(req.full_path).encode(), "text/html; charset=utf-8")
+            return
+        state = secrets.token_urlsafe(24)
+        with self._lock:
+            self.pending[state] = _Pending(rd=req.full_path, created=time.time())
+        query = urlencode({"client_id": CLIENT_ID, "redirect_uri": self.callback, "response_type": "code",
+                           "scope": "profile email groups openid", "state": state})
+        cookies = []
+        if not self.legacy_callback:
+            cookies.append(_set_cookie(STATE_COOKIE, state, max_age=3600))
+        await _redirect(send, 302, f"/dex/auth?{query}", cookies)
+
+    # ------------------------------------------------------------------------------------------- oauth2-proxy
+    async def _oauth2(self, req: _Req, send: Any) -> None:
+        if req.path == "/oauth2/start":
+            await self._oauth2_start(req.query.get("rd", ["/"])[0] or "/", send)
+            return
+        if req.path == "/oauth2/callback":
+            await self._oauth2_callback(req, send)
+            return
+        if req.path == "/oauth2/sign_out":
+            await _redirect(send, 302, "/", [_set_cookie(OAUTH2_COOKIE, "", max_age=0)])
+            return
+        await _send(send, 404, _error_page(404, "Not Found", "Page not found").encode(), "text/html")
+
+    async def _oauth2_start(self, rd: str, send: Any) -> None:
+        if not rd.startswith("/") or rd.startswith("//"):
+            rd = "/"
+        nonce = secrets.token_urlsafe(24)
+        with self._lock:
+            self.pending[nonce] = _Pending(rd=rd, created=time.time())
+        prompt = {"approval_prompt": "force"} if self.version < (1, 9, 1) else {"prompt": "none"}
+        query = urlencode({"client_id": CLIENT_ID, "code_challenge": secrets.token_urlsafe(32),
+                           "code_challenge_method": "S256", "redirect_uri": "/oauth2/callback",
+                           "response_type": "code", "scope": "openid email groups profile offline_access",
+                           "state": f"{nonce}:{rd}", **prompt})
+        await _redirect(send, 302, f"/dex/auth?{query}", [_set_cookie(f"{OAUTH2_COOKIE}_csrf", nonce, max_age=900)])
+
+    async def _oauth2_callback(self, req: _Req, send: Any) -> None:
+        if "error" in req.query:
+            await self._login_failed(send, "The upstream identity provider returned an error: "
+                                     + req.query["error"][0])
+            return
+        state = req.query.get("state", [""])[0]
+        nonce, _, rd = state.partition(":")
+        csrf = req.cookies().get(f"{OAUTH2_COOKIE}_csrf")
+        if not csrf or csrf != nonce:
+            await self._login_failed(send, "Unable to find a valid CSRF token. Please try again.")
+            return
+        user = self._redeem(req.query.get("code", [""])[0], state)
+        with self._lock:
+            pending = self.pending.pop(nonce, None)
+        if user is None or pending is None:
+            await self._login_failed(send, "Unable to redeem the authorization code.", status=500)
+            return
+        value = self._new_session(user)
+        cookies = [_set_cookie(f"{OAUTH2_COOKIE}_csrf", "", max_age=0)]
+        attrs = f"; Path=/; Max-Age={int(self.ttl)}; HttpOnly; SameSite=Lax"
+        if len(OAUTH2_COOKIE) + 1 + len(value) + len(attrs) <= MAX_COOKIE:
+            cookies.append(f"{OAUTH2_COOKIE}={value}{attrs}")
+        else:
+            size = MAX_COOKIE - len(OAUTH2_COOKIE) - 4 - len(attrs)
+            for i, start in enumerate(range(0, len(value), size)):
+                cookies.append(f"{OAUTH2_COOKIE}_{i}={value[start:start + size]}{attrs}")
+        await _redirect(send, 302, rd or "/", cookies)
+
+    async def _login_failed(self, send: Any, message: str, status: int = 403) -> None:
+        page = _error_page(status, "Forbidden" if status == 403 else "Internal Server Error", "Login Failed: " + message)
+        await _send(send, status, page.encode(), "text/html; charset=utf-8")
+
+    # -------------------------------------------------------------------------------------------- authservice
+    async def _authservice_callback(self, req: _Req, send: Any) -> None:
+        state = req.query.get("state", [""])[0]
+        if not state:
+            await _send(send, 400, b"Missing url parameter: state", "text/plain; charset=utf-8")
+            return
+        if not self.legacy_callback and req.cookies().get(STATE_COOKIE) != state:
+            await _send(send, 400, b"CSRF check failed. This may happen if you opened the login form in more than 1 "
+                        b"tabs. Please try to login again.", "text/plain; charset=utf-8")
+            return
+        user = self._redeem(req.query.get("code", [""])[0], state)
+        with self._lock:
+            pending = self.pending.pop(state, None)
+        if user is None or pending is None:
+            await _send(send, 500, b"Failed to exchange authorization code with token.", "text/plain; charset=utf-8")
+            return
+        value = self._new_session(user)
+        cookies = [_set_cookie(AUTHSERVICE_COOKIE, value, max_age=int(self.ttl))]
+        if not self.legacy_callback:
+            cookies.append(_set_cookie(STATE_COOKIE, "", max_age=0))
+        await _redirect(send, 302, pending.rd, cookies)
+
+    # ------------------------------------------------------------------------------------------------ sessions
+    def _redeem(self, code: str, state: str) -> str | None:
+        with self._lock:
+            found = self.codes.pop(code, None)
+        if found is None or found[1] != state:
+            return None
+        return found[0]
+
+    def _new_session(self, user: str) -> str:
+        connector, _, email = user.partition("|")
+        payload: dict[str, Any] = {"email": email, "sid": secrets.token_urlsafe(16)}
+        if connector == "ldap":
+            payload["groups"] = [f"cn=kubeflow-team-{i:03d},ou=groups,dc=example,dc=org" for i in range(LDAP_GROUPS)]
+        value = base64.urlsafe_b64encode(json.dumps(payload).encode()).decode().rstrip("=")
+        value = f"{value}|{int(time.time())}|{secrets.token_urlsafe(32)}"
+        with self._lock:
+            self.sessions[value] = (email, time.time() + self.ttl)
+        return value
+
+    # ----------------------------------------------------------------------------------------------------- Dex
+    async def _dex(self, req: _Req, send: Any) -> None:
+        path = req.path
+        if path == "/dex/auth":
+            await self._dex_auth(req, send)
+            return
+        if path.startswith("/dex/approval"):
+            await self._dex_approval(req, send)
+            return
+        m = re.fullmatch(r"/dex/auth/([^/]+)(/login)?", path)
+        if m is None:
+            await _dex_error(send, 404, "Requested resource does not exist.")
+            return
+        connector, login = m.group(1), bool(m.group(2))
+        if connector not in self.connectors:
+            await _dex_error(send, 404, "Connector ID does not match a valid Connector")
+            return
+        if self.old_urls:
+            if login:
+                await _dex_error(send, 404, "Requested resource does not exist.")
+                return
+            rid = req.query.get("req", [""])[0]
+            await self._password(req, send, rid, connector)
+            return
+        if not login:  # new shape: /dex/auth/<id>?<oauth query> creates the request, then the form
+            areq = self._new_auth_request(req)
+            if areq is None:
+                await _dex_error(send, 400, "Unregistered redirect_uri.")
+                return
+            rid, a = areq
+            a.connector = connector
+            back = "" if len(self.connectors) == 1 else "/dex/auth?" + req.raw_query
+            await _redirect(send, 302, f"/dex/auth/{connector}/login?" + urlencode({"back": back, "state": rid}))
+            return
+        await self._password(req, send, req.query.get("state", [""])[0], connector)
+
+    def _new_auth_request(self, req: _Req) -> tuple[str, _AuthRequest] | None:
+        redirect_uri = req.query.get("redirect_uri", [""])[0]
+        if req.query.get("client_id", [""])[0] != CLIENT_ID or redirect_uri != self.callback:
+            return None
+        rid = secrets.token_hex(13)
+        a = _AuthRequest(redirect_uri=redirect_uri, state=req.query.get("state", [""])[0])
+        with self._lock:
+            self.requests[rid] = a
+        return rid, a
+
+    async def _dex_auth(self, req: _Req, send: Any) -> None:
+        if self.old_urls:
+            areq = self._new_auth_request(req)
+            if areq is None:
+                await _dex_error(send, 400, "Unregistered redirect_uri.")
+                return
+            rid = areq[0]
+            links = {c: f"/dex/auth/{c}?req={rid}" for c in self.connectors}
+        else:
+            if self._new_auth_request(req) is None:  # validate only
+                await _dex_error(send, 400, "Unregistered redirect_uri.")
+                return
+            links = {c: f"/dex/auth/{c}?{req.raw_query}" for c in self.connectors}
+        if len(self.connectors) == 1:
+            await _redirect(send, 302, links[self.connectors[0]])
+            return
+        await _send(send, 200, _connector_page(links).encode(), "text/html; charset=utf-8")
+
+    async def _password(self, req: _Req, send: Any, rid: str, connector: str) -> None:
+        with self._lock:
+            a = self.requests.get(rid)
+        if a is None:
+            await _dex_error(send, 400, "Login session expired." if self.old_urls else "User session error.")
+            return
+        prompt = "Username" if connector == "ldap" else "Email Address"
+        back = None
+        if len(self.connectors) > 1:
+            back = "javascript:history.back()" if self.old_urls else req.query.get("back", [""])[0]
+        if req.method == "GET":
+            page = _password_page(req.full_path, prompt, back=back)
+            await _send(send, 200, page.encode(), "text/html; charset=utf-8")
+            return
+        if req.method != "POST":
+            await _dex_error(send, 400, "Unsupported request method.")
+            return
+        login = (req.form.get("login") or [""])[0]
+        password = (req.form.get("password") or [""])[0]
+        user = self._check(connector, login, password)
+        if user is None:
+            page = _password_page(req.full_path, prompt, back=back, last=login, error=f"Invalid {prompt} and password.")
+            await _send(send, self.wrong_status, page.encode(), "text/html; charset=utf-8")
+            return
+        a.user, a.connector = f"{connector}|{user}", connector
+        if self.approval == "none":
+            await self._send_code(send, rid, a)
+            return
+        query = {"req": rid} if self.old_urls or self.version < (1, 6) else {"req": rid, "hmac": a.hmac}
+        await _redirect(send, 303, "/dex/approval?" + urlencode(query))
+
+    def _check(self, connector: str, login: str, password: str) -> str | None:
+        users = dict(self.options.users)
+        if connector == "ldap":  # LDAP binds with the uid: the local part of the configured e-mail
+            for email, secret in users.items():
+                if login in (email, email.split("@")[0]) and secrets.compare_digest(secret, password):
+                    return email
+            return None
+        secret = users.get(login)
+        if secret is not None and secrets.compare_digest(secret, password):
+            return login
+        return None
+
+    async def _dex_approval(self, req: _Req, send: Any) -> None:
+        form = req.form if req.method == "POST" else {}
+        rid = (form.get("req") or req.query.get("req") or [""])[0]
+        with self._lock:
+            a = self.requests.get(rid)
+        if a is None or not a.user:
+            await _dex_error(send, 400, "User session error.")
+            return
+        hmac = req.query.get("hmac", [""])[0]
+        if "hmac" in req.query and hmac != a.hmac:
+            await _dex_error(send, 401, "Unauthorized request")
+            return
+        if self.approval == "skip":
+            await self._send_code(send, rid, a)
+            return
+        if req.method == "GET":
+            await _send(send, 200, _approval_page(rid).encode(), "text/html; charset=utf-8")
+            return
+        if (form.get("approval") or [""])[0] != "approve":
+            await _dex_error(send, 500, "Approval rejected.")
+            return
+        await self._send_code(send, rid, a)
+
+    async def _send_code(self, send: Any, rid: str, a: _AuthRequest) -> None:
+        code = secrets.token_urlsafe(18)
+        with self._lock:
+            self.requests.pop(rid, None)
+            self.codes[code] = (a.user, a.state)
+        sep = "&" if "?" in a.redirect_uri else "?"
+        await _redirect(send, 303, f"{a.redirect_uri}{sep}" + urlencode({"code": code, "state": a.state}))
+
+
+# ------------------------------------------------------------------------------------------------- helpers
+class _Req:
+    def __init__(self, scope: Scope) -> None:
+        self.scope = scope
+        self.method: str = scope["method"]
+        self.path: str = scope["path"]
+        self.raw_query: str = scope.get("query_string", b"").decode("latin-1")
+        self.query = parse_qs(self.raw_query, keep_blank_values=True)
+        self.form: dict[str, list[str]] = {}
+
+    @property
+    def full_path(self) -> str:
+        return self.path + ("?" + self.raw_query if self.raw_query else "")
+
+    def header(self, name: str) -> str | None:
+        key = name.lower().encode()
+        for k, v in self.scope["headers"]:
+            if k.lower() == key:
+                return str(v.decode("latin-1"))
+        return None
+
+    def cookies(self) -> dict[str, str]:
+        jar: dict[str, str] = {}
+        for k, v in self.scope["headers"]:
+            if k.lower() == b"cookie":
+                parsed: SimpleCookie = SimpleCookie()
+                try:
+                    parsed.load(v.decode("latin-1"))
+                except Exception:  # noqa: BLE001, S112 - a malformed cookie header is just no session
+                    continue
+                jar.update({name: morsel.value for name, morsel in parsed.items()})
+        return jar
+
+
+async def _body(receive: Any) -> bytes:
+    chunks = []
+    while True:
+        message = await receive()
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body"):
+            return b"".join(chunks)
+
+
+async def _send(send: Any, status: int, body: bytes, ctype: str, extra: list[tuple[bytes, bytes]] | None = None) -> None:
+    headers = [(b"content-type", ctype.encode()), (b"content-length", str(len(body)).encode()), *(extra or [])]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _redirect(send: Any, status: int, location: str, cookies: list[str] | None = None) -> None:
+    text = "Found" if status == 302 else "See Other"
+    body = f'<a href="{html.escape(location)}">{text}</a>.\n\n'.encode()
+    extra = [(b"location", location.encode()), *((b"set-cookie", c.encode()) for c in cookies or [])]
+    await _send(send, status, body, "text/html; charset=utf-8", extra)
+
+
+def _set_cookie(name: str, value: str, *, max_age: int) -> str:
+    return f"{name}={value}; Path=/; Max-Age={max_age}; HttpOnly; SameSite=Lax"
+
+
+async def _dex_error(send: Any, status: int, message: str) -> None:
+    await _send(send, status, _dex_page("dex", f'<h2 class="theme-heading">{_status_text(status)}</h2>\n'
+                                        f"<p>{html.escape(message)}</p>").encode(), "text/html; charset=utf-8")
+
+
+def _status_text(status: int) -> str:
+    return {400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 500: "Internal Server Error"}.get(status, "Error")
+
+
+def _dex_page(title: str, body: str) -> str:
+    return ("<!DOCTYPE html>\n<html>\n<head>\n<meta charset=\"utf-8\">\n"
+            f"<title>{title}</title>\n<link href=\"/dex/static/main.css\" rel=\"stylesheet\">\n</head>\n<body class=\"theme-body\">\n"
+            "<div class=\"theme-navbar\"><div class=\"theme-navbar__logo-wrap\">"
+            "<img class=\"theme-navbar__logo\" src=\"/dex/theme/logo.png\"></div></div>\n"
+            f"<div class=\"dex-container\">\n<div class=\"theme-panel\">\n{body}\n</div>\n</div>\n</body>\n</html>\n")
+
+
+def _connector_page(links: dict[str, str]) -> str:
+    rows = []
+    for cid, href in sorted(links.items(), key=lambda kv: CONNECTOR_NAMES.get(kv[0], kv[0])):
+        name = CONNECTOR_NAMES.get(cid, cid)
+        rows.append(f'<div class="theme-form-row">\n<a href="{html.escape(href)}" target="_self">\n'
+                    f'<button class="dex-btn theme-btn-provider">\n'
+                    f'<span class="dex-btn-icon dex-btn-icon--{html.escape(cid)}"></span>\n'
+                    f'<span class="dex-btn-text">Log in with {html.escape(name)}</span>\n</button>\n</a>\n</div>')
+    return _dex_page("dex", '<h2 class="theme-heading">Log in to dex</h2>\n<div>\n' + "\n".join(rows) + "\n</div>")
+
+
+def _password_page(post_url: str, prompt: str, *, back: str | None, last: str = "", error: str = "") -> str:
+    value = f' value="{html.escape(last)}"' if last else ""
+    parts = ['<h2 class="theme-heading">Log in to Your Account</h2>',
+             f'<form method="post" action="{html.escape(post_url)}">',
+             '<div class="theme-form-row">',
+             f'<div class="theme-form-label"><label for="login">{html.escape(prompt)}</label></div>',
+             f'<input tabindex="1" required id="login" name="login" type="text" class="theme-form-input" '
+             f'placeholder="{html.escape(prompt.lower())}"{value} autofocus>',
+             "</div>", '<div class="theme-form-row">',
+             '<div class="theme-form-label"><label for="password">Password</label></div>',
+             '<input tabindex="2" required id="password" name="password" type="password" class="theme-form-input" '
+             'placeholder="password">', "</div>"]
+    if error:
+        parts.append(f'<div id="login-error" class="dex-error-box">{html.escape(error)}</div>')
+    parts.append('<button tabindex="3" id="submit-login" type="submit" class="dex-btn theme-btn--primary">Login</button>')
+    parts.append("</form>")
+    if back is not None:
+        parts.append(f'<div class="theme-link-back"><a class="dex-subtle-text" href="{html.escape(back)}">'
+                     "Select another login method.</a></div>")
+    return _dex_page("dex", "\n".join(parts))
+
+
+def _approval_page(rid: str) -> str:
+    def form(value: str, label: str, cls: str) -> str:
+        return (f'<form method="post">\n<input type="hidden" name="req" value="{html.escape(rid)}"/>\n'
+                f'<input type="hidden" name="approval" value="{value}"/>\n'
+                f'<button type="submit" class="dex-btn {cls}"><span class="dex-btn-text">{label}</span></button>\n'
+                "</form>")
+    body = ('<h2 class="theme-heading">Grant Access</h2>\n<hr class="dex-separator">\n<div>\n'
+            '<div class="dex-subtle-text">Dex Login Application would like to:</div>\n<div class="dex-subtle-text">\n'
+            '<ul class="dex-list">\n<li>View basic profile information</li>\n<li>View your email address</li>\n'
+            '<li>View your groups</li>\n<li>Have offline access</li>\n</ul>\n</div>\n</div>\n<hr class="dex-separator">\n'
+            '<div>\n<div class="theme-form-row">\n' + form("approve", "Grant Access", "theme-btn--success")
+            + '\n</div>\n<div class="theme-form-row">\n' + form("rejected", "Cancel", "theme-btn-provider")
+            + "\n</div>\n</div>")
+    return _dex_page("dex", body)
+
+
+def _sign_in_page(rd: str) -> str:
+    return ("<!DOCTYPE html>\n<html lang=\"en\" charset=\"utf-8\">\n<head>\n<meta charset=\"utf-8\">\n"
+            "<title>Sign In</title>\n</head>\n<body>\n<section class=\"section\">\n<div class=\"box block\">\n"
+            "<img class=\"block logo\" src=\"/custom-theme/kubeflow-logo.svg\" alt=\"Kubeflow\">\n"
+            "<form class=\"block\" method=\"GET\" action=\"/oauth2/start\">\n"
+            f"<input type=\"hidden\" name=\"rd\" value=\"{html.escape(rd)}\">\n"
+            "<button type=\"submit\" class=\"button block is-primary\">Sign in with Dex</button>\n</form>\n"
+            "</div>\n</section>\n<script>\nif (window.location.hash) {\n"
+            "  (function() { var inputs = document.getElementsByName('rd');\n"
+            "    for (var i = 0; i < inputs.length; i++) { inputs[i].value += window.location.hash; } })();\n}\n"
+            "</script>\n<footer>-</footer>\n</body>\n</html>\n")
+
+
+def _error_page(status: int, title: str, message: str) -> str:
+    return ("<!DOCTYPE html>\n<html lang=\"en\" charset=\"utf-8\">\n<head>\n"
+            f"<title>{status} {html.escape(title)}</title>\n</head>\n<body>\n<section class=\"section\">\n"
+            f"<div class=\"box block\">\n<div class=\"status-code\">{status}</div>\n<h1>{html.escape(title)}</h1>\n"
+            f"<p>{html.escape(message)}</p>\n</div>\n</section>\n</body>\n</html>\n")
+
+
+# ---------------------------------------------------------------------------------------------- interface
+def wrap_login(app: ASGIApp, options: Any) -> ASGIApp:
+    """Put the login emulation for ``options.auth`` ("token" or "dex") in front of ``app``."""
+    if options.auth == "none":
+        return app
+    return LoginApp(app, options)
+
+
+def expire_all_sessions(app: ASGIApp) -> None:
+    """End every login session of the middleware ``app`` (what ``wrap_login`` returned)."""
+    if isinstance(app, LoginApp):
+        app.expire_all()
+

@@ -1,0 +1,141 @@
+"""`kfp-ci login` and the client's Dex session against the embedded server's login emulation, every shape."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from kfp_ci import _secrets
+from kfp_ci.cli import main
+
+PASSWORD = "12341234"
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for name in list(os.environ):
+        if name.startswith(("KFP_CI_", "KF_PIPELINES", "GITHUB_")):
+            monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
+    _secrets.clear()
+
+
+def run_login(url: str, *args: str, password: str = PASSWORD, user: str = "user@example.com",
+              env: dict[str, str] | None = None) -> Any:
+    full = {"KFP_CI_USERNAME": user, "KFP_CI_PASSWORD": password, "KFP_CI_AUTH": "dex", **(env or {})}
+    return CliRunner().invoke(main, ["login", "--host", url + "/pipeline", *args], env=full)
+
+
+SHAPES = [
+    pytest.param({"dex_shape": "oauth2-proxy", "kubeflow_version": "1.9.1"}, id="oauth2-proxy-1.9.1"),
+    pytest.param({"dex_shape": "oauth2-proxy", "kubeflow_version": "1.9.0"}, id="oauth2-proxy-1.9.0-approval"),
+    pytest.param({"dex_shape": "authservice", "kubeflow_version": "1.8", "dex_url_shape": "new"}, id="authservice-1.8"),
+    pytest.param({"dex_shape": "authservice", "kubeflow_version": "1.5", "dex_url_shape": "old"}, id="authservice-old"),
+    pytest.param({"dex_shape": "authservice", "kubeflow_version": "1.7", "dex_url_shape": "new",
+                  "connectors": ("local", "ldap")}, id="authservice-1.7-connectors"),
+    pytest.param({"dex_shape": "oauth2-proxy", "connectors": ("ldap", "local")}, id="oauth2-proxy-connectors"),
+]
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_login_every_shape(kfp_server: Any, shape: dict[str, Any]) -> None:
+    srv = kfp_server(auth="dex", execute=False, multi_user=True, **shape)
+    result = run_login(srv.url)
+    assert result.exit_code == 0, result.output
+    assert "logged in to" in result.output and "as user@example.com" in result.output
+    assert "namespaces: kubeflow-user-example-com" in result.output
+
+
+def test_ldap_connector_split_cookies_saved_and_reused(kfp_server: Any, tmp_path: Path) -> None:
+    srv = kfp_server(auth="dex", execute=False, connectors=("local", "ldap"))
+    result = run_login(srv.url, "--dex-connector", "ldap", "--save", "--print-cookie", user="user")
+    assert result.exit_code == 0, result.output
+    cookie_line = result.stdout.strip().splitlines()[-1]
+    assert "oauth2_proxy_kubeflow_0=" in cookie_line and "oauth2_proxy_kubeflow_1=" in cookie_line
+    assert "_csrf" not in cookie_line
+    files = list((tmp_path / "cache" / "kfp-ci").glob("session-*.json"))
+    assert len(files) == 1 and stat.S_IMODE(files[0].stat().st_mode) == 0o600
+    # a later command without credentials reuses the saved session
+    reuse = CliRunner().invoke(main, ["login", "--host", srv.url + "/pipeline"], env={"KFP_CI_AUTH": "dex"})
+    assert reuse.exit_code == 0, reuse.output
+    assert "as user@example.com" in reuse.output
+
+
+def test_print_cookie_masks_first_under_github_actions(kfp_server: Any) -> None:
+    srv = kfp_server(auth="dex", execute=False)
+    result = run_login(srv.url, "--print-cookie", env={"GITHUB_ACTIONS": "true"})
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    cookie = lines[-1]
+    assert cookie.startswith("oauth2_proxy_kubeflow=")
+    assert f"::add-mask::{cookie}" in lines[: lines.index(cookie)]
+
+
+def test_session_expiring_mid_job_logs_in_again_once(kfp_server: Any) -> None:
+    from kfp_ci.auth import DexSession, client_from_settings
+    from kfp_ci.config import Settings
+
+    srv = kfp_server(auth="dex", execute=False, dex_shape="authservice", kubeflow_version="1.8")
+    settings = Settings(host=srv.url + "/pipeline", auth="dex", username="user@example.com", password=PASSWORD)
+    with client_from_settings(settings) as client:
+        client.list_experiments()
+        auth = client._http.auth
+        assert isinstance(auth, DexSession) and auth.logins == 1
+        srv.expire_sessions()
+        client.list_experiments()  # would be the Dex HTML page with status 200 without the re-login
+        assert auth.logins == 2
+
+
+@pytest.mark.parametrize(("shape", "status"), [
+    pytest.param({"dex_shape": "authservice", "dex_url_shape": "old", "kubeflow_version": "1.5"}, 200, id="200"),
+    pytest.param({"dex_shape": "oauth2-proxy"}, 401, id="401"),
+])
+def test_wrong_password_one_line(kfp_server: Any, shape: dict[str, Any], status: int) -> None:
+    srv = kfp_server(auth="dex", execute=False, **shape)
+    result = run_login(srv.url, password="wrong-password-xyz")
+    assert result.exit_code == 3
+    assert result.stderr.strip() == (
+        f"kfp-ci: error: Dex rejected the credentials of user@example.com (HTTP {status}): Invalid Email Address "
+        "and password. Check KFP_CI_USERNAME and the password")
+
+
+def test_unknown_connector_lists_offered(kfp_server: Any) -> None:
+    srv = kfp_server(auth="dex", execute=False, connectors=("local", "ldap"))
+    result = run_login(srv.url, "--dex-connector", "github")
+    assert result.exit_code == 3
+    assert result.stderr.strip() == ("kfp-ci: error: Dex offers no connector 'github': choose --dex-connector "
+                                     "from: ldap (LDAP), local (Email)")
+
+
+def test_token_mode(kfp_server: Any) -> None:
+    srv = kfp_server(auth="token", execute=False, tokens={"tok-abcdef-123": "user@example.com"})
+    ok = CliRunner().invoke(main, ["login", "--host", srv.url], env={"KFP_CI_TOKEN": "tok-abcdef-123"})
+    assert ok.exit_code == 0, ok.output
+    assert "bearer token" in ok.stdout
+    bad = CliRunner().invoke(main, ["login", "--host", srv.url], env={"KFP_CI_TOKEN": "tok-wrong-999"})
+    assert bad.exit_code == 3, bad.output
+
+
+def test_no_secret_in_any_output_or_file(kfp_server: Any, tmp_path: Path) -> None:
+    secret_pw = "pw-Secret-9876"
+    srv = kfp_server(auth="dex", execute=False, users={"user@example.com": secret_pw})
+    debug = tmp_path / "debug"
+    good = run_login(srv.url, "--save", "--debug-dir", str(debug), password=secret_pw)
+    bad = run_login(srv.url, "--debug-dir", str(debug), password=secret_pw + "x")
+    assert good.exit_code == 0 and bad.exit_code == 3
+    from kfp_ci.auth import _cache
+
+    cookies = _cache.load(srv.url + "/pipeline")
+    assert cookies
+    blobs = [good.output.encode(), bad.output.encode()]
+    blobs += [p.read_bytes() for p in tmp_path.rglob("*") if p.is_file() and "cache" not in p.parts]
+    for blob in blobs:
+        assert secret_pw.encode() not in blob
+        for value in cookies.values():
+            assert value.encode() not in blob
