@@ -325,6 +325,7 @@ def compile_targets(
             "sdk": sdk, "python": python, "params": opts["pipeline_parameters"],
             "disable_caching": opts["disable_caching"], "root": str(root),
             "worker": file_digest(_WORKER),
+            "env": _compile_env(),
         }
         job.cache_key = Cache.key(identity)
         hit = cache.get(job.cache_key)
@@ -457,3 +458,13 @@ def compile_command(
     fmt = fmt or ("github" if _console.in_github_actions() else "text")
     render(report, fmt)
     return 0 if report.ok else 1
+
+
+def _compile_env() -> dict[str, str | None]:
+    """Environment values pipeline code may read while compiling, part of every cache key.
+
+    ``KFP_CI_IMAGE`` (the image tag the workflows hand to the compile step) always counts; more names can be
+    listed, comma-separated, in ``KFP_CI_COMPILE_ENV``.
+    """
+    names = {"KFP_CI_IMAGE", *(n.strip() for n in os.environ.get("KFP_CI_COMPILE_ENV", "").split(",") if n.strip())}
+    return {name: os.environ.get(name) for name in sorted(names)}

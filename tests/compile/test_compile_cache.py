@@ -104,3 +104,24 @@ def test_no_state_leaks_between_modules_with_the_same_names(tmp_path: Path) -> N
     assert "alpine:3.2" in b_yaml and "alpine:3.1" not in b_yaml
     assert "enableCache" not in b_yaml  # a's patch of kfp did not reach b: b's caching was really turned off
     assert "enableCache: true" in a_yaml
+
+
+def test_image_tag_from_the_environment_is_part_of_the_cache_key(tmp_path: Path) -> None:
+    src = tmp_path / "img.py"
+    src.write_text(
+        "import os\nfrom kfp import dsl\n\n"
+        "@dsl.component(base_image=os.environ.get('KFP_CI_IMAGE', 'python:3.11'))\n"
+        "def step() -> int:\n    return 1\n\n"
+        "@dsl.pipeline(name='img')\ndef img():\n    step()\n"
+    )
+    first = kfp_ci(["compile", "--format", "json", str(src)], cwd=tmp_path, env={"KFP_CI_IMAGE": "repo/app:one"})
+    assert first.exit_code == 0, first.output
+    out = tmp_path / "img.yaml"
+    assert "repo/app:one" in out.read_text()
+    again = as_json(kfp_ci(["compile", "--format", "json", str(src)], cwd=tmp_path,
+                           env={"KFP_CI_IMAGE": "repo/app:one"}))
+    assert again["results"][0]["cached"] is True
+    second = as_json(kfp_ci(["compile", "--format", "json", str(src)], cwd=tmp_path,
+                            env={"KFP_CI_IMAGE": "repo/app:two"}))
+    assert second["results"][0]["cached"] is False
+    assert "repo/app:two" in out.read_text()
