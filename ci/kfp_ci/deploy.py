@@ -451,7 +451,7 @@ def deploy_command(app: Any, settings: Settings, **kwargs: Any) -> int:
             parameters=config.parameters if config else None,
             cli_params=options.params,
             need_params=options.run or schedule is not None,
-            git_path=config.source_file if config and not source.package else None,
+            git_path=config.source_file if config else None,  # the source's commit, wherever the YAML is
         )
         prepared.append((target, schedule, latest, config))
     client = make_client(settings)
