@@ -1,0 +1,205 @@
+"""A second, independent fake Kubeflow gateway (http.server in a thread), written from the reference facts only.
+
+It shares no code with ``kfp_ci.local``: oauth2-proxy 1.9.1 (403 sign-in page, API 401 ``{}``), oauth2-proxy
+1.9.0 (straight to Dex, Grant Access page), authservice 1.0-1.5 (old Dex URLs, ``/login/oidc``) and 1.7
+(new Dex URLs, ``oidc_state_csrf``), plus broken gateways: an in-cluster Dex redirect and a state cookie that
+gets lost. The KFP API behind it is one healthz route.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import threading
+from http.cookies import SimpleCookie
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+USER, PASSWORD = "user@example.com", "12341234"
+
+
+class Fake:
+    def __init__(self, kind: str, *, big_cookie: bool = False, in_cluster: bool = False, drop_state: bool = False,
+                 connectors: tuple[str, ...] = ("local",)) -> None:
+        self.kind = kind
+        self.big_cookie = big_cookie
+        self.in_cluster = in_cluster
+        self.drop_state = drop_state
+        self.connectors = connectors
+        self.sessions: set[str] = set()
+        self.reqs: dict[str, dict[str, str]] = {}
+        self.codes: dict[str, str] = {}
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:  # noqa: N802
+                fake.handle(self, "GET")
+
+            def do_POST(self) -> None:  # noqa: N802
+                fake.handle(self, "POST")
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self) -> Fake:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    @property
+    def callback(self) -> str:
+        return {"o2p-1.9.1": "/oauth2/callback", "o2p-1.9.0": "/oauth2/callback", "as-1.5": "/login/oidc"}.get(
+            self.kind, "/authservice/oidc/callback")
+
+    # ------------------------------------------------------------------------------------------------ answers
+    def reply(self, h: BaseHTTPRequestHandler, status: int, body: str, ctype: str = "text/html",
+              location: str | None = None, cookies: tuple[str, ...] = ()) -> None:
+        data = body.encode()
+        h.send_response(status)
+        h.send_header("Content-Type", ctype)
+        h.send_header("Content-Length", str(len(data)))
+        if location:
+            h.send_header("Location", location)
+        for c in cookies:
+            h.send_header("Set-Cookie", c + "; Path=/; HttpOnly")
+        h.end_headers()
+        h.wfile.write(data)
+
+    def handle(self, h: BaseHTTPRequestHandler, method: str) -> None:
+        parts = urlsplit(h.path)
+        path, q = parts.path, {k: v[0] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
+        jar: SimpleCookie = SimpleCookie(h.headers.get("Cookie", ""))
+        cookies = {k: m.value for k, m in jar.items()}
+        form: dict[str, str] = {}
+        if method == "POST":
+            raw = h.rfile.read(int(h.headers.get("Content-Length", "0"))).decode()
+            form = {k: v[0] for k, v in parse_qs(raw).items()}
+        if path.startswith("/dex/"):
+            self.dex(h, method, path, q, form, parts.query)
+        elif path == "/oauth2/start":
+            nonce = secrets.token_hex(8)
+            dex = "http://dex.auth.svc.cluster.local:5556/dex/auth" if self.in_cluster else "/dex/auth"
+            query = urlencode({"client_id": "kubeflow-oidc-authservice", "redirect_uri": self.callback,
+                               "response_type": "code", "state": f"{nonce}:{q.get('rd', '/')}"})
+            self.reply(h, 302, "Found", location=f"{dex}?{query}", cookies=(f"oauth2_proxy_kubeflow_csrf={nonce}",))
+        elif path == self.callback:
+            self.finish(h, q, cookies)
+        elif self.authenticated(cookies):
+            if path.endswith("/apis/v2beta1/healthz"):
+                self.reply(h, 200, json.dumps({"commit_sha": "x", "tag_name": "2.5.0", "multi_user": False}),
+                           "application/json")
+            else:
+                self.reply(h, 200, "<html><title>Kubeflow Pipelines</title></html>")
+        else:
+            self.deny(h, path)
+
+    def authenticated(self, cookies: dict[str, str]) -> bool:
+        if self.kind.startswith("o2p"):
+            value = cookies.get("oauth2_proxy_kubeflow") or "".join(
+                cookies[f"oauth2_proxy_kubeflow_{i}"] for i in range(9) if f"oauth2_proxy_kubeflow_{i}" in cookies)
+        else:
+            value = cookies.get("authservice_session", "")
+        return value in self.sessions
+
+    def deny(self, h: BaseHTTPRequestHandler, path: str) -> None:
+        if self.kind == "o2p-1.9.1":
+            if "/apis/" in path or "/api/" in path:
+                self.reply(h, 401, "{}", "application/json")
+                return
+            self.reply(h, 403, "<html><head><title>Sign In</title></head><body>"
+                       f'<form method="GET" action="/oauth2/start"><input type="hidden" name="rd" value="{path}">'
+                       "<button type=\"submit\">Sign in with Dex</button></form></body></html>")
+        elif self.kind == "o2p-1.9.0":
+            self.reply(h, 302, "Found", location=f"/oauth2/start?rd={path}")
+        else:
+            state = secrets.token_hex(8)
+            query = urlencode({"client_id": "kubeflow-oidc-authservice", "redirect_uri": self.callback,
+                               "response_type": "code", "scope": "profile email groups openid", "state": state})
+            extra = () if self.kind == "as-1.5" or self.drop_state else (f"oidc_state_csrf={state}",)
+            self.reply(h, 302, "Found", location=f"/dex/auth?{query}", cookies=extra)
+
+    def dex(self, h: BaseHTTPRequestHandler, method: str, path: str, q: dict[str, str], form: dict[str, str],
+            raw: str) -> None:
+        old = self.kind == "as-1.5"
+        if path == "/dex/auth":
+            rid = secrets.token_hex(6)
+            self.reqs[rid] = {"redirect": q["redirect_uri"], "state": q["state"]}
+            links = {c: (f"/dex/auth/{c}?req={rid}" if old else f"/dex/auth/{c}?{raw}") for c in self.connectors}
+            if len(links) == 1:
+                self.reply(h, 302, "Found", location=next(iter(links.values())))
+                return
+            rows = "".join(f'<a href="{href.replace("&", "&amp;")}"><button><span>Log in with {c.upper()}</span>'
+                           "</button></a>" for c, href in links.items())
+            self.reply(h, 200, f"<html><h2 class=\"theme-heading\">Log in to dex</h2>{rows}</html>")
+            return
+        if path.startswith("/dex/approval"):
+            rid = form.get("req") or q.get("req", "")
+            if method == "GET" and self.kind == "o2p-1.9.0":
+                self.reply(h, 200, '<html><h2 class="theme-heading">Grant Access</h2>'
+                           f'<form method="post"><input type="hidden" name="req" value="{rid}"/>'
+                           '<input type="hidden" name="approval" value="approve"/><button>Grant Access</button></form>'
+                           f'<form method="post"><input type="hidden" name="req" value="{rid}"/>'
+                           '<input type="hidden" name="approval" value="rejected"/><button>Cancel</button></form></html>')
+                return
+            self.code(h, rid)
+            return
+        parts = path.split("/")  # /dex/auth/<id>[/login]
+        if not old and len(parts) == 4:
+            rid = secrets.token_hex(6)
+            self.reqs[rid] = {"redirect": q["redirect_uri"], "state": q["state"]}
+            self.reply(h, 302, "Found", location="/dex/auth/" + parts[3] + "/login?" + urlencode({"back": "", "state": rid}))
+            return
+        rid = q.get("req") if old else q.get("state")
+        if method == "POST":
+            if form.get("password") == PASSWORD and form.get("login") in (USER, "user"):
+                self.reply(h, 303, "See Other", location=f"/dex/approval?req={rid}")
+                return
+            status = 200 if old else 401
+            self.reply(h, status, self.password_form(h.path, error=True))
+            return
+        self.reply(h, 200, self.password_form(h.path))
+
+    @staticmethod
+    def password_form(action: str, error: bool = False) -> str:
+        box = '<div id="login-error" class="dex-error-box">Invalid Email Address and password.</div>' if error else ""
+        return (f'<html><h2 class="theme-heading">Log in to Your Account</h2><form method="post" '
+                f'action="{action.replace("&", "&amp;")}"><input id="login" name="login" type="text">'
+                f'<input id="password" name="password" type="password">{box}<button>Login</button></form></html>')
+
+    def code(self, h: BaseHTTPRequestHandler, rid: str) -> None:
+        req = self.reqs.pop(rid)
+        code = secrets.token_hex(8)
+        self.codes[code] = req["state"]
+        self.reply(h, 303, "See Other", location=req["redirect"] + "?" + urlencode({"code": code, "state": req["state"]}))
+
+    def finish(self, h: BaseHTTPRequestHandler, q: dict[str, str], cookies: dict[str, str]) -> None:
+        state = q.get("state", "")
+        if self.codes.pop(q.get("code", ""), None) != state:
+            self.reply(h, 500, "Failed to exchange authorization code with token.", "text/plain")
+            return
+        value = secrets.token_urlsafe(3000 if self.big_cookie else 32)
+        self.sessions.add(value)
+        if self.kind.startswith("o2p"):
+            if cookies.get("oauth2_proxy_kubeflow_csrf") != state.partition(":")[0]:
+                self.reply(h, 403, "<html><h1>Forbidden</h1><p>Login Failed: Unable to find a valid CSRF token. "
+                           "Please try again.</p></html>")
+                return
+            if self.big_cookie:
+                out = tuple(f"oauth2_proxy_kubeflow_{i}={value[i * 2000:(i + 1) * 2000]}" for i in range(2))
+            else:
+                out = (f"oauth2_proxy_kubeflow={value}",)
+            self.reply(h, 302, "Found", location=state.partition(":")[2] or "/", cookies=out)
+            return
+        if self.kind != "as-1.5" and cookies.get("oidc_state_csrf") != state:
+            self.reply(h, 400, "CSRF check failed. This may happen if you opened the login form in more than 1 tabs. "
+                       "Please try to login again.", "text/plain")
+            return
+        self.reply(h, 302, "Found", location="/", cookies=(f"authservice_session={value}",))

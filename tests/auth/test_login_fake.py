@@ -1,0 +1,91 @@
+"""The login client against the independent fake gateway in ``fake_kubeflow`` (no kfp_ci.local code)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from kfp_ci import _secrets
+from kfp_ci.cli import main
+
+from .fake_kubeflow import PASSWORD, Fake
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for name in list(os.environ):
+        if name.startswith(("KFP_CI_", "KF_PIPELINES", "GITHUB_")):
+            monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    _secrets.clear()
+
+
+def login(url: str, *args: str, password: str = PASSWORD, user: str = "user@example.com") -> Result:
+    env = {"KFP_CI_USERNAME": user, "KFP_CI_PASSWORD": password, "KFP_CI_AUTH": "dex"}
+    return CliRunner().invoke(main, ["login", "--host", url + "/pipeline", *args], env=env)
+
+
+@pytest.mark.parametrize("kind", ["o2p-1.9.1", "o2p-1.9.0", "as-1.5", "as-1.7"])
+def test_login_each_generation(kind: str) -> None:
+    with Fake(kind) as fake:
+        result = login(fake.url)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith(f"logged in to {fake.url}/pipeline as user@example.com (dex via ")
+
+
+def test_split_cookies_and_ldap_connector() -> None:
+    with Fake("o2p-1.9.1", big_cookie=True, connectors=("local", "ldap")) as fake:
+        result = login(fake.url, "--dex-connector", "ldap", "--print-cookie", user="user")
+    assert result.exit_code == 0, result.output
+    cookie = result.stdout.strip().splitlines()[-1]
+    assert cookie.startswith("oauth2_proxy_kubeflow_0=") and "; oauth2_proxy_kubeflow_1=" in cookie
+
+
+@pytest.mark.parametrize(("kind", "status"), [("as-1.5", 200), ("o2p-1.9.1", 401)])
+def test_wrong_password(kind: str, status: int) -> None:
+    with Fake(kind) as fake:
+        result = login(fake.url, password="nope-nope")
+    assert result.exit_code == 3
+    assert result.stderr.strip() == (
+        f"kfp-ci: error: Dex rejected the credentials of user@example.com (HTTP {status}): Invalid Email Address "
+        "and password. Check KFP_CI_USERNAME and the password")
+
+
+def test_in_cluster_dex_redirect_names_the_setting() -> None:
+    with Fake("o2p-1.9.1", in_cluster=True) as fake:
+        result = login(fake.url)
+    assert result.exit_code == 3
+    assert result.stderr.strip() == (
+        "kfp-ci: error: the login redirected to the in-cluster Dex URL http://dex.auth.svc.cluster.local:5556/dex/auth, "
+        "which this runner cannot reach: set oauth2-proxy's login_url (or oidc-authservice's OIDC_AUTH_URL) to the "
+        "relative /dex/auth and turn off OIDC discovery")
+
+
+def test_lost_state_cookie_is_a_csrf_error() -> None:
+    with Fake("as-1.7", drop_state=True) as fake:
+        result = login(fake.url)
+    assert result.exit_code == 3
+    assert result.stderr.strip().startswith(
+        "kfp-ci: error: the login failed a CSRF/state check at " + fake.url + "/authservice/oidc/callback (HTTP 400): "
+        "CSRF check failed.")
+
+
+def test_plain_http_to_remote_host_refused() -> None:
+    result = CliRunner().invoke(main, ["login", "--host", "http://kubeflow.example.com"],
+                                env={"KFP_CI_TOKEN": "tok-123456"})
+    assert result.exit_code == 2
+    assert result.stderr.strip() == (
+        "kfp-ci: error: refusing to send the bearer token over plain http to kubeflow.example.com: use https, or "
+        "pass --allow-insecure-http if this load balancer really has no TLS")
+
+
+def test_page_not_understood_saved_only_with_debug_dir(tmp_path: Path) -> None:
+    with Fake("o2p-1.9.1") as fake:
+        # the host's root answers the API's 401 {} on its own (the /apis/ path is an API route)
+        result = CliRunner().invoke(main, ["login", "--host", fake.url + "/apis/x", "--debug-dir", str(tmp_path / "d")],
+                                    env={"KFP_CI_USERNAME": "u@x.y", "KFP_CI_PASSWORD": PASSWORD, "KFP_CI_AUTH": "dex"})
+    assert result.exit_code == 3
+    assert "the login flow did not understand the page at" in result.stderr
