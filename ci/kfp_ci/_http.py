@@ -288,6 +288,8 @@ def api_error(response: httpx.Response, *, action: str = "") -> Exception:
             message = error_message(json.loads(text))
         except ValueError:
             pass
+        if message in ("{}", ""):
+            message = f"HTTP {status} {response.reason_phrase}".strip()
     prefix = f"{action}: " if action else ""
     full = f"{prefix}{message}"
     lowered = message.lower()

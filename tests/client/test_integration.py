@@ -16,8 +16,8 @@ import httpx
 import pytest
 from kfp_api_spec import SpecValidator
 
-from kfp_ci.client import Client, RetryPolicy
-from kfp_ci.errors import ApiError, AuthError, Conflict, NotFound, PermissionDenied, UsageError
+from kfp_ci.client import BearerToken, Client, RetryPolicy, TokenFile
+from kfp_ci.errors import ApiError, AuthError, Conflict, NotFound, PermissionDenied, Unauthenticated, UsageError
 
 SPECS = {"2.17": "v2beta1-2.17.0", "2.5": "v2beta1-2.5.0", "1.8": "v1beta1-1.8.5"}
 LOGIN_HTML = ('<!DOCTYPE html><html><head><title>Dex</title></head><body><form method="post" action="/dex/auth/local">'
@@ -196,6 +196,26 @@ def test_multi_user_namespaces(connect: Any, compiled: Path) -> None:
     _, shared, _ = connect("2.17", user="a@example.com", multi_user=True)
     with pytest.raises(ApiError, match="pass --namespace"):
         shared.create_experiment("ci")
+
+
+def test_bearer_token_and_token_file_against_token_auth(kfp_server: Any, compiled: Path, tmp_path: Path) -> None:
+    srv = kfp_server(compat="2.17", execute=False, multi_user=True, auth="token",
+                     tokens={"tok-alice-123456": "alice@example.com", "tok-bob-1234567": "bob@example.com"},
+                     profiles={"alice@example.com": ("team-a",), "bob@example.com": ("team-b",)})
+    with Client(srv.url, namespace="team-a", auth=BearerToken("tok-alice-123456")) as alice:
+        assert alice.server.multi_user
+        pipeline = alice.upload_pipeline(compiled)
+    token = tmp_path / "token"
+    token.write_text("tok-bob-1234567\n")
+    with Client(srv.url, namespace="team-b", auth=TokenFile(token)) as bob:
+        assert bob.get_pipeline_id("client-it") is None  # alice's pipeline is in team-a
+        token.write_text("tok-alice-123456")  # the projected token rotated: re-read on the next request
+        assert bob.get_pipeline_id("client-it", namespace="team-a") == pipeline.pipeline_id
+        token.write_text("tok-wrong-0000000")
+        with pytest.raises(Unauthenticated) as err:
+            bob.list_pipelines()
+    assert "HTTP 401 Unauthorized" in str(err.value) and "tok-wrong-0000000" not in str(err.value)
+    assert err.value.exit_code == 3
 
 
 # ------------------------------------------------------------------------------------------------ faults
