@@ -36,10 +36,10 @@ class Fake:
             def log_message(self, *args: Any) -> None:
                 pass
 
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 fake.handle(self, "GET")
 
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 fake.handle(self, "POST")
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
@@ -147,7 +147,7 @@ class Fake:
                            f'<form method="post"><input type="hidden" name="req" value="{rid}"/>'
                            '<input type="hidden" name="approval" value="approve"/><button>Grant Access</button></form>'
                            f'<form method="post"><input type="hidden" name="req" value="{rid}"/>'
-                           '<input type="hidden" name="approval" value="rejected"/><button>Cancel</button></form></html>')
+                           '<input type="hidden" name="approval" value="rejected"/><button>Cancel</button></form></html>')  # noqa: E501
                 return
             self.code(h, rid)
             return
@@ -155,7 +155,7 @@ class Fake:
         if not old and len(parts) == 4:
             rid = secrets.token_hex(6)
             self.reqs[rid] = {"redirect": q["redirect_uri"], "state": q["state"]}
-            self.reply(h, 302, "Found", location="/dex/auth/" + parts[3] + "/login?" + urlencode({"back": "", "state": rid}))
+            self.reply(h, 302, "Found", location="/dex/auth/" + parts[3] + "/login?" + urlencode({"back": "", "state": rid}))  # noqa: E501
             return
         rid = q.get("req") if old else q.get("state")
         if method == "POST":
@@ -178,7 +178,7 @@ class Fake:
         req = self.reqs.pop(rid)
         code = secrets.token_hex(8)
         self.codes[code] = req["state"]
-        self.reply(h, 303, "See Other", location=req["redirect"] + "?" + urlencode({"code": code, "state": req["state"]}))
+        self.reply(h, 303, "See Other", location=req["redirect"] + "?" + urlencode({"code": code, "state": req["state"]}))  # noqa: E501
 
     def finish(self, h: BaseHTTPRequestHandler, q: dict[str, str], cookies: dict[str, str]) -> None:
         state = q.get("state", "")

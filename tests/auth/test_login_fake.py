@@ -59,7 +59,7 @@ def test_in_cluster_dex_redirect_names_the_setting() -> None:
         result = login(fake.url)
     assert result.exit_code == 3
     assert result.stderr.strip() == (
-        "kfp-ci: error: the login redirected to the in-cluster Dex URL http://dex.auth.svc.cluster.local:5556/dex/auth, "
+        "kfp-ci: error: the login redirected to the in-cluster Dex URL http://dex.auth.svc.cluster.local:5556/dex/auth, "  # noqa: E501
         "which this runner cannot reach: set oauth2-proxy's login_url (or oidc-authservice's OIDC_AUTH_URL) to the "
         "relative /dex/auth and turn off OIDC discovery")
 

