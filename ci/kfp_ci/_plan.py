@@ -66,8 +66,12 @@ def _check_existing(target: Target, found: Version) -> Version:
     return found
 
 
-def assess(api: Api, target: Target, namespace: str | None) -> Assessment:
-    """Read-only: what would deploying ``target`` do?"""
+def assess(api: Api, target: Target, namespace: str | None, *, probe_version: bool = True) -> Assessment:
+    """Read-only: what would deploying ``target`` do?
+
+    Without ``probe_version`` the version is not looked up: :func:`apply` uploads optimistically and
+    resolves a 409 by looking then (one request fewer for the usual case, a new commit).
+    """
     result = Assessment(target)
     pipeline = api.find_pipeline(target.name, namespace)
     if pipeline is None:
@@ -75,6 +79,9 @@ def assess(api: Api, target: Target, namespace: str | None) -> Assessment:
         result.steps.append(f"upload version '{target.version_name}'")
         return result
     result.pipeline_id = pipeline.id
+    if not probe_version:
+        result.steps.append(f"upload version '{target.version_name}' to pipeline '{target.name}' unless there")
+        return result
     found = api.find_version(pipeline.id, target.version_name)
     if found is not None:
         result.version = _check_existing(target, found)

@@ -273,7 +273,7 @@ def deploy_target(
     log = _console.info
     result = DeployResult(pipeline=target.name, namespace=namespace, host=host, version_name=target.version_name,
                           content_hash=target.content_hash, dry_run=options.dry_run, dag=dag_of(target.spec))
-    found = assess(api, target, namespace)
+    found = assess(api, target, namespace, probe_version=options.dry_run)
     result.plan.extend(found.steps)
     result.pipeline_id = found.pipeline_id
     result.pipeline_action = "found" if found.pipeline_id else "would create"
