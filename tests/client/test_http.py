@@ -372,3 +372,13 @@ def test_a_redirect_loop_is_an_auth_error() -> None:
 
     with pytest.raises(AuthError, match="redirected too many times"):
         make_client(handler).server  # noqa: B018
+
+
+def test_importing_the_client_loads_no_heavy_module() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, kfp_ci.client; "
+            "print(sorted(m for m in ('yaml', 'bs4', 'kfp', 'starlette', 'uvicorn', 'certifi') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
