@@ -372,6 +372,9 @@ def gate_cmd(app: App, **kwargs: Any) -> None:
               help="With --auth token: accepted bearer tokens, one per line (optionally token:user).")
 @click.option("--session-ttl", type=click.FloatRange(min=0, min_open=True), default=86400.0, show_default=True,
               help="Seconds a login session lasts.")
+@click.option("--dex-wrong-password-status", type=click.Choice(["200", "401"]), default=None,
+              callback=lambda _c, _p, v: int(v) if v else None,
+              help="Status of Dex's form after a wrong password (default by --kubeflow: 401 from 1.8, 200 before).")
 @click.option("--no-execute", is_flag=True, help="Do not execute runs: mark them SUCCEEDED after --run-delay.")
 @click.option("--run-delay", type=click.FloatRange(min=0), default=0.5, show_default=True,
               help="With --no-execute: seconds before a run succeeds.")

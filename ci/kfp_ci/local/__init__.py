@@ -43,6 +43,7 @@ class ServerOptions:
     users: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_USERS))
     tokens: dict[str, str] = field(default_factory=dict)
     session_ttl: float = 86400.0
+    dex_wrong_password_status: int | None = None  # None: 401 on Dex >= 2.36 (Kubeflow >= 1.8), 200 before
     execute: bool = True
     run_delay: float = 0.5
     faults: bool = False
@@ -289,6 +290,7 @@ def serve_command(app: Any, **kwargs: Any) -> int:
         dex_url_shape=kwargs.get("dex_url_shape", "new"),
         connectors=tuple(c.strip() for c in str(kwargs.get("connectors") or "local").split(",") if c.strip()),
         users=users, tokens=tokens, session_ttl=float(kwargs.get("session_ttl") or 86400.0),
+        dex_wrong_password_status=kwargs.get("dex_wrong_password_status"),
         execute=not kwargs.get("no_execute"), run_delay=float(kwargs.get("run_delay") or 0.0),
         faults=bool(kwargs.get("faults")), access_log=True,
     )

@@ -25,6 +25,7 @@ from __future__ import annotations
 import base64
 import html
 import json
+import math
 import re
 import secrets
 import threading
@@ -108,6 +109,10 @@ class LoginApp:
         self.pending: dict[str, _Pending] = {}
 
     # ------------------------------------------------------------------------------------------- plumbing
+    def _max_age(self) -> int:
+        """Cookie lifetime in whole seconds; the server-side expiry (``ttl``) is what ends a session."""
+        return max(1, math.ceil(self.ttl))
+
     def expire_all(self) -> None:
         with self._lock:
             self.sessions.clear()
@@ -139,6 +144,11 @@ class LoginApp:
             await self._authservice_callback(req, send)
             return
         user = self._bearer_user(req) or self._session_user(req)
+        if user is None and self.shape == "oauth2-proxy" and self.version >= (1, 9, 1) and req.header("authorization"):
+            # 1.9.1+: a request with an Authorization header skips oauth2-proxy; without a verified JWT
+            # Istio's DENY policy answers (kubeflow-login.md section 1(b), "Istio/Envoy error bodies")
+            await _send(send, 403, b"RBAC: access denied", "text/plain")
+            return
         if user is None:
             await self._unauthenticated(req, send)
             return
@@ -161,6 +171,14 @@ class LoginApp:
         cookies = req.cookies()
         name = OAUTH2_COOKIE if self.shape == "oauth2-proxy" else AUTHSERVICE_COOKIE
         value = cookies.get(name)
+        if value is None and self.shape == "authservice":
+            # oidc-authservice also takes the session value from a header: X-Auth-Token (28c59ef, KF <= 1.6),
+            # Authorization: Bearer (e236439, KF 1.7-1.8)
+            if self.legacy_callback:
+                value = req.header("x-auth-token")
+            else:
+                bearer = req.header("authorization") or ""
+                value = bearer[7:].strip() if bearer.lower().startswith("bearer ") else None
         if value is None and self.shape == "oauth2-proxy":
             chunks = []
             n = 0
@@ -254,7 +272,7 @@ class LoginApp:
             return
         value = self._new_session(user)
         cookies = [_set_cookie(f"{OAUTH2_COOKIE}_csrf", "", max_age=0)]
-        attrs = f"; Path=/; Max-Age={int(self.ttl)}; HttpOnly; SameSite=Lax"
+        attrs = f"; Path=/; Max-Age={self._max_age()}; HttpOnly; SameSite=Lax"
         if len(OAUTH2_COOKIE) + 1 + len(value) + len(attrs) <= MAX_COOKIE:
             cookies.append(f"{OAUTH2_COOKIE}={value}{attrs}")
         else:
@@ -284,7 +302,7 @@ class LoginApp:
             await _send(send, 500, b"Failed to exchange authorization code with token.", "text/plain; charset=utf-8")
             return
         value = self._new_session(user)
-        cookies = [_set_cookie(AUTHSERVICE_COOKIE, value, max_age=int(self.ttl))]
+        cookies = [_set_cookie(AUTHSERVICE_COOKIE, value, max_age=self._max_age())]
         if not self.legacy_callback:
             cookies.append(_set_cookie(STATE_COOKIE, "", max_age=0))
         await _redirect(send, 302, pending.rd, cookies)
@@ -400,7 +418,8 @@ class LoginApp:
         if self.approval == "none":
             await self._send_code(send, rid, a)
             return
-        query = {"req": rid} if self.old_urls or self.version < (1, 6) else {"req": rid, "hmac": a.hmac}
+        # Dex >= 2.35 signs the approval URL (Kubeflow 1.9.0's Dex 2.39); Kubeflow <= 1.7 ships Dex 2.31 or older
+        query = {"req": rid, "hmac": a.hmac} if self.version >= (1, 8) else {"req": rid}
         await _redirect(send, 303, "/dex/approval?" + urlencode(query))
 
     def _check(self, connector: str, login: str, password: str) -> str | None:
