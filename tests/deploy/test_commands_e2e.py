@@ -71,3 +71,27 @@ def test_failed_run_exit_code_through_wait(kfp_server: Callable[..., Any], repo:
     sdk(srv.url).terminate_run(data["run_id"])
     code, out, _ = kfp_ci("wait", data["run_id"], "--host", srv.url, "--timeout", "20")
     assert code == 1 and "ended CANCELED" in out
+
+
+def test_tutorial_script_on_the_library(kfp_server: Callable[..., Any], repo: Callable[..., Path]) -> None:
+    """scripts/run_pipeline.py: log in (from the environment), upload a version, run it, wait."""
+    import os
+    import subprocess
+    import sys
+
+    srv = kfp_server(execute=False, run_delay=0.3)
+    root = repo("add-square")
+    script = Path(__file__).resolve().parents[2] / "scripts" / "run_pipeline.py"
+    assert len(script.read_text().splitlines()) < 40
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KFP_CI_", "GITHUB_"))}
+    env.update(KFP_CI_HOST=srv.url, KFP_CI_AUTH="none", KFP_CI_CONFIG="")
+    cmd = [sys.executable, str(script), "add-square.yaml", "a=4"]
+    proc = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert f"version {short_sha(root)} (uploaded)" in proc.stdout and "SUCCEEDED" in proc.stdout
+    proc = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and "(unchanged)" in proc.stdout
+    run = sdk(srv.url).list_runs(sort_by="created_at desc").runs[0]
+    assert run.runtime_config.parameters == {"a": 4.0}
+    bad = subprocess.run([*cmd[:3], "nope=1"], cwd=root, env=env, capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 1 and "has no input 'nope'" in bad.stderr and "Traceback" not in bad.stderr
