@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import ssl
 import threading
 from http.cookies import SimpleCookie
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -21,12 +22,14 @@ USER, PASSWORD = "user@example.com", "12341234"
 
 class Fake:
     def __init__(self, kind: str, *, big_cookie: bool = False, in_cluster: bool = False, drop_state: bool = False,
-                 connectors: tuple[str, ...] = ("local",)) -> None:
+                 connectors: tuple[str, ...] = ("local",), off_host: bool = False,
+                 tls: tuple[str, str] | None = None) -> None:
         self.kind = kind
         self.big_cookie = big_cookie
         self.in_cluster = in_cluster
         self.drop_state = drop_state
         self.connectors = connectors
+        self.off_host = off_host
         self.sessions: set[str] = set()
         self.reqs: dict[str, dict[str, str]] = {}
         self.codes: dict[str, str] = {}
@@ -43,7 +46,13 @@ class Fake:
                 fake.handle(self, "POST")
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        scheme = "http"
+        if tls is not None:  # (certificate, key) files
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*tls)
+            self.httpd.socket = context.wrap_socket(self.httpd.socket, server_side=True)
+            scheme = "https"
+        self.url = f"{scheme}://127.0.0.1:{self.httpd.server_address[1]}"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
     def __enter__(self) -> Fake:
@@ -87,6 +96,8 @@ class Fake:
         elif path == "/oauth2/start":
             nonce = secrets.token_hex(8)
             dex = "http://dex.auth.svc.cluster.local:5556/dex/auth" if self.in_cluster else "/dex/auth"
+            if self.off_host:
+                dex = "https://login.example.org/dex/auth"
             query = urlencode({"client_id": "kubeflow-oidc-authservice", "redirect_uri": self.callback,
                                "response_type": "code", "state": f"{nonce}:{q.get('rd', '/')}"})
             self.reply(h, 302, "Found", location=f"{dex}?{query}", cookies=(f"oauth2_proxy_kubeflow_csrf={nonce}",))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -89,3 +90,45 @@ def test_page_not_understood_saved_only_with_debug_dir(tmp_path: Path) -> None:
                                     env={"KFP_CI_USERNAME": "u@x.y", "KFP_CI_PASSWORD": PASSWORD, "KFP_CI_AUTH": "dex"})
     assert result.exit_code == 3
     assert "the login flow did not understand the page at" in result.stderr
+
+
+def test_off_host_redirect_not_followed() -> None:
+    with Fake("o2p-1.9.1", off_host=True) as fake:
+        result = login(fake.url)
+    assert result.exit_code == 3
+    assert result.stderr.strip() == (
+        f"kfp-ci: error: the login redirected off {fake.url.split('//')[1]} to https://login.example.org/dex/auth: "
+        "not following it with credentials (log in with a token or a cookie instead)")
+
+
+@pytest.fixture(scope="module")
+def cert(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
+    d = tmp_path_factory.mktemp("tls")
+    crt, key = d / "cert.pem", d / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(crt)],
+                   check=True, capture_output=True)
+    return str(crt), str(key)
+
+
+def test_tls_failure_suggests_ca_bundle_and_ca_bundle_works(cert: tuple[str, str]) -> None:
+    with Fake("as-1.7", tls=cert) as fake:
+        bad = login(fake.url)
+        good = login(fake.url, "--ca-bundle", cert[0])
+    assert bad.exit_code == 4
+    assert bad.stderr.strip() == (f"kfp-ci: error: TLS verification failed for {fake.url.split('//')[1]}: pass "
+                                  "--ca-bundle with the CA that signed its certificate")
+    assert good.exit_code == 0, good.output
+    assert good.stdout.startswith(f"logged in to {fake.url}/pipeline as user@example.com (dex via authservice")
+
+
+def test_password_from_stdin_and_file(tmp_path: Path) -> None:
+    pw_file = tmp_path / "pw"
+    pw_file.write_text(PASSWORD + "\n")
+    with Fake("o2p-1.9.1") as fake:
+        env = {"KFP_CI_USERNAME": "user@example.com", "KFP_CI_AUTH": "dex"}
+        stdin = CliRunner().invoke(main, ["login", "--host", fake.url, "--password-stdin"], env=env,
+                                   input=PASSWORD + "\n")
+        from_file = CliRunner().invoke(main, ["login", "--host", fake.url, "--password-file", str(pw_file)], env=env)
+    assert stdin.exit_code == 0, stdin.output
+    assert from_file.exit_code == 0, from_file.output

@@ -139,3 +139,41 @@ def test_no_secret_in_any_output_or_file(kfp_server: Any, tmp_path: Path) -> Non
         assert secret_pw.encode() not in blob
         for value in cookies.values():
             assert value.encode() not in blob
+
+
+def test_session_ttl_ends_sessions_and_client_logs_in_again(kfp_server: Any) -> None:
+    import time
+
+    from kfp_ci.auth import DexSession, client_from_settings
+    from kfp_ci.config import Settings
+
+    srv = kfp_server(auth="dex", execute=False, session_ttl=0.4)
+    settings = Settings(host=srv.url, auth="dex", username="user@example.com", password=PASSWORD)
+    with client_from_settings(settings) as client:
+        client.list_pipelines()
+        time.sleep(0.5)
+        client.list_pipelines()  # 401 {} from the API route, then one new login and the replay
+        auth = client._http.auth
+        assert isinstance(auth, DexSession) and auth.logins == 2
+
+
+def test_auto_mode_without_login_server_uses_no_auth(kfp_server: Any) -> None:
+    srv = kfp_server(execute=False)
+    result = CliRunner().invoke(main, ["login", "--host", srv.url],
+                                env={"KFP_CI_USERNAME": "user@example.com", "KFP_CI_PASSWORD": PASSWORD})
+    assert result.exit_code == 0, result.output
+    assert "(no auth;" in result.stdout
+
+
+def test_cookie_mode_with_a_printed_cookie(kfp_server: Any) -> None:
+    srv = kfp_server(auth="dex", execute=False, dex_shape="authservice", kubeflow_version="1.7")
+    first = run_login(srv.url, "--print-cookie")
+    assert first.exit_code == 0, first.output
+    cookie = first.stdout.strip().splitlines()[-1]
+    assert cookie.startswith("authservice_session=") and "oidc_state_csrf" not in cookie
+    again = CliRunner().invoke(main, ["login", "--host", srv.url + "/pipeline"], env={"KFP_CI_COOKIE": cookie})
+    assert again.exit_code == 0, again.output
+    assert "as user@example.com (cookie;" in again.stdout
+    srv.expire_sessions()
+    expired = CliRunner().invoke(main, ["login", "--host", srv.url + "/pipeline"], env={"KFP_CI_COOKIE": cookie})
+    assert expired.exit_code == 3, expired.output

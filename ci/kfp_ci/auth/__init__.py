@@ -22,7 +22,8 @@ from kfp_ci.auth._session import DexSession
 from kfp_ci.config import Settings, read_secret
 from kfp_ci.errors import ConfigError, KfpCiError, UsageError
 
-__all__ = ["DexSession", "Session", "build_auth", "client_from_settings", "login", "login_command", "resolve_mode"]
+__all__ = ["DexSession", "Session", "build_auth", "client_from_settings", "effective_mode", "login", "login_command",
+           "resolve_mode"]
 
 
 def _verify(settings: Settings) -> bool | str:
@@ -60,6 +61,24 @@ def resolve_mode(settings: Settings) -> str:
     return "none"
 
 
+def _open_without_login(settings: Settings, host: str) -> bool:
+    """True when an unauthenticated healthz already answers JSON (auto mode: no login needed)."""
+    with build_http_client(auth=None, verify=_verify(settings), timeout=settings.timeout, transport=None) as http:
+        try:
+            response = http.get(host.rstrip("/") + "/apis/v2beta1/healthz", follow_redirects=False)
+        except httpx.HTTPError:
+            return False
+    return response.status_code == 200 and "json" in response.headers.get("content-type", "")
+
+
+def effective_mode(settings: Settings, host: str) -> str:
+    """``resolve_mode``, and in ``auto`` with Dex credentials: ``none`` when the server needs no login."""
+    mode = resolve_mode(settings)
+    if settings.auth == "auto" and mode == "dex" and _open_without_login(settings, host):
+        return "none"
+    return mode
+
+
 def login(settings: Settings, host: str, *, debug_dir: Path | None = None) -> Session:
     """Run the Dex login for ``settings`` against ``host`` and return the proven session."""
     password = _password(settings)
@@ -75,7 +94,7 @@ def login(settings: Settings, host: str, *, debug_dir: Path | None = None) -> Se
 def build_auth(settings: Settings, host: str, *, debug_dir: Path | None = None) -> httpx.Auth | None:
     """The httpx Auth for ``settings`` (``None`` for no auth). Dex logs in lazily, on the first request."""
     host = normalize_host(host)
-    mode = resolve_mode(settings)
+    mode = effective_mode(settings, host)
     if mode == "none":
         return None
     if mode == "token":
@@ -150,7 +169,7 @@ def login_command(app: Any, settings: Settings, save: bool = False, print_cookie
     if not settings.host:
         raise ConfigError("no KFP host: pass --host, set KFP_CI_HOST or host in [tool.kfp-ci]")
     host = normalize_host(settings.host)
-    mode = resolve_mode(settings)
+    mode = effective_mode(settings, host)
     session: Session | None = None
     auth: httpx.Auth | None
     if mode == "dex":

@@ -88,7 +88,7 @@ class _Walker:
     def send(self, method: str, url: str, **kwargs: object) -> httpx.Response:
         if _origin(url) != self.origin:
             host = urlsplit(url).hostname or url
-            if host.endswith((".svc", ".svc.cluster.local", ".cluster.local")) or "." not in host:
+            if host.endswith((".svc", ".cluster.local")) or ("." not in host and not is_loopback(host)):
                 raise LoginError(f"the login redirected to the in-cluster Dex URL {_strip(url)}, which this runner "
                                  "cannot reach: set oauth2-proxy's login_url (or oidc-authservice's OIDC_AUTH_URL) to "
                                  "the relative /dex/auth and turn off OIDC discovery")
