@@ -445,6 +445,11 @@ def test_session_expires_after_ttl(kfp_server: Any, browsers: list[Browser]) -> 
     time.sleep(0.8)
     assert "oauth2_proxy_kubeflow" in b.cookie_names(), "the browser still sends the cookie"
     assert json_401(b.get(HEALTHZ))
+    page = b.get("/pipeline/")
+    assert page.status_code == 403 and "Max-Age=0" in set_cookies(page)["oauth2_proxy_kubeflow"]
+    assert "oauth2_proxy_kubeflow" not in b.cookie_names(), "the sign-in page clears the stale session cookie"
+    b.follow(oauth2_login(b), 303, "/oauth2/callback?")
+    assert b.get(HEALTHZ).status_code == 200, "a new login gives a new session"
 
 
 def test_expire_sessions_hook_and_fault_endpoint(kfp_server: Any, browsers: list[Browser]) -> None:

@@ -215,11 +215,14 @@ class LoginApp:
             if self.version < (1, 9, 1):  # 1.9.0: skip_provider_button = true
                 await self._oauth2_start(req.full_path, send)
                 return
-            await _send(send, 403, _sign_in_page(req.full_path).encode(), "text/html; charset=utf-8")
+            # the sign-in page also clears whatever (stale) session cookies the browser sent
+            stale = [n for n in req.cookies() if n == OAUTH2_COOKIE or re.fullmatch(OAUTH2_COOKIE + r"_\d+", n)]
+            clear = [(b"set-cookie", _set_cookie(n, "", max_age=0).encode()) for n in stale or [OAUTH2_COOKIE]]
+            await _send(send, 403, _sign_in_page(req.full_path).encode(), "text/html; charset=utf-8", clear)
             return
         state = secrets.token_urlsafe(24)
         with self._lock:
-            self.pending[state] = _Pending(rd=req.full_path, created=time.time())
+            _remember(self.pending, state, _Pending(rd=req.full_path, created=time.time()))
         query = urlencode({"client_id": CLIENT_ID, "redirect_uri": self.callback, "response_type": "code",
                            "scope": "profile email groups openid", "state": state})
         cookies = []
@@ -245,7 +248,7 @@ class LoginApp:
             rd = "/"
         nonce = secrets.token_urlsafe(24)
         with self._lock:
-            self.pending[nonce] = _Pending(rd=rd, created=time.time())
+            _remember(self.pending, nonce, _Pending(rd=rd, created=time.time()))
         prompt = {"approval_prompt": "force"} if self.version < (1, 9, 1) else {"prompt": "none"}
         query = urlencode({"client_id": CLIENT_ID, "code_challenge": secrets.token_urlsafe(32),
                            "code_challenge_method": "S256", "redirect_uri": "/oauth2/callback",
@@ -323,7 +326,7 @@ class LoginApp:
         value = base64.urlsafe_b64encode(json.dumps(payload).encode()).decode().rstrip("=")
         value = f"{value}|{int(time.time())}|{secrets.token_urlsafe(32)}"
         with self._lock:
-            self.sessions[value] = (email, time.time() + self.ttl)
+            _remember(self.sessions, value, (email, time.time() + self.ttl))
         return value
 
     # ----------------------------------------------------------------------------------------------------- Dex
@@ -369,7 +372,7 @@ class LoginApp:
         rid = secrets.token_hex(13)
         a = _AuthRequest(redirect_uri=redirect_uri, state=req.query.get("state", [""])[0])
         with self._lock:
-            self.requests[rid] = a
+            _remember(self.requests, rid, a)
         return rid, a
 
     async def _dex_auth(self, req: _Req, send: Any) -> None:
@@ -461,12 +464,22 @@ class LoginApp:
         code = secrets.token_urlsafe(18)
         with self._lock:
             self.requests.pop(rid, None)
-            self.codes[code] = (a.user, a.state)
+            _remember(self.codes, code, (a.user, a.state))
         sep = "&" if "?" in a.redirect_uri else "?"
         await _redirect(send, 303, f"{a.redirect_uri}{sep}" + urlencode({"code": code, "state": a.state}))
 
 
 # ------------------------------------------------------------------------------------------------- helpers
+MAX_ENTRIES = 10_000  # per in-memory table: a long-lived server forgets its oldest login requests and sessions
+
+
+def _remember(table: dict[str, Any], key: str, value: Any) -> None:
+    """``table[key] = value``, dropping the oldest entries beyond ``MAX_ENTRIES`` (caller holds the lock)."""
+    table[key] = value
+    while len(table) > MAX_ENTRIES:
+        del table[next(iter(table))]
+
+
 class _Req:
     def __init__(self, scope: Scope) -> None:
         self.scope = scope
