@@ -128,12 +128,17 @@ def test_no_secret_in_any_output_or_file(kfp_server: Any, tmp_path: Path) -> Non
     debug = tmp_path / "debug"
     good = run_login(srv.url, "--save", "--debug-dir", str(debug), password=secret_pw)
     bad = run_login(srv.url, "--debug-dir", str(debug), password=secret_pw + "x")
-    assert good.exit_code == 0 and bad.exit_code == 3
+    # a page the walker does not understand (the API's 401 {} under /api/) is dumped to --debug-dir
+    odd = CliRunner().invoke(main, ["login", "--host", srv.url + "/api", "--debug-dir", str(debug)],
+                             env={"KFP_CI_USERNAME": "user@example.com", "KFP_CI_PASSWORD": secret_pw,
+                                  "KFP_CI_AUTH": "dex"})
+    assert good.exit_code == 0 and bad.exit_code == 3 and odd.exit_code == 3
+    assert "saved to" in odd.stderr and list(debug.iterdir())
     from kfp_ci.auth import _cache
 
     cookies = _cache.load(srv.url + "/pipeline")
     assert cookies
-    blobs = [good.output.encode(), bad.output.encode()]
+    blobs = [good.output.encode(), bad.output.encode(), odd.output.encode()]
     blobs += [p.read_bytes() for p in tmp_path.rglob("*") if p.is_file() and "cache" not in p.parts]
     for blob in blobs:
         assert secret_pw.encode() not in blob
@@ -177,3 +182,28 @@ def test_cookie_mode_with_a_printed_cookie(kfp_server: Any) -> None:
     srv.expire_sessions()
     expired = CliRunner().invoke(main, ["login", "--host", srv.url + "/pipeline"], env={"KFP_CI_COOKIE": cookie})
     assert expired.exit_code == 3, expired.output
+
+
+def test_saved_session_refused_is_one_line_and_relogin_refreshes_cache(kfp_server: Any) -> None:
+    srv = kfp_server(auth="dex", execute=False)
+    host = srv.url + "/pipeline"
+    assert run_login(srv.url, "--save").exit_code == 0
+    from kfp_ci.auth import _cache
+
+    before = _cache.load(host)
+    srv.expire_sessions()
+    stale = CliRunner().invoke(main, ["login", "--host", host], env={"KFP_CI_AUTH": "dex"})
+    assert stale.exit_code == 3
+    assert stale.stderr.strip() == ("kfp-ci: error: the saved session expired or was refused: run kfp-ci login "
+                                    "--save again, or set KFP_CI_USERNAME and KFP_CI_PASSWORD")
+    assert _cache.load(host) is None  # a refused cache is forgotten
+    assert run_login(srv.url, "--save").exit_code == 0
+    srv.expire_sessions()
+    from kfp_ci.auth import client_from_settings
+    from kfp_ci.config import Settings
+
+    settings = Settings(host=host, auth="dex", username="user@example.com", password=PASSWORD)
+    with client_from_settings(settings) as client:
+        client.list_pipelines()  # cached cookie refused -> one login -> cache rewritten
+    after = _cache.load(host)
+    assert after and after != before

@@ -120,7 +120,11 @@ def build_auth(settings: Settings, host: str, *, debug_dir: Path | None = None) 
         if settings.username and (settings.password or settings.password_file):
             def relogin() -> Session:
                 return login(settings, host, debug_dir=debug_dir)
-            return DexSession(session, relogin)
+
+            def keep_cache_fresh(new: Session) -> None:
+                _cache.save(host, new.cookies, None)
+
+            return DexSession(session, relogin, keep_cache_fresh if cached else None)
         if session is None:
             raise ConfigError("dex login needs KFP_CI_USERNAME and a password (KFP_CI_PASSWORD, --password-stdin "
                               "or --password-file), or a session saved by kfp-ci login --save")
