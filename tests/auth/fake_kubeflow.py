@@ -23,13 +23,15 @@ USER, PASSWORD = "user@example.com", "12341234"
 class Fake:
     def __init__(self, kind: str, *, big_cookie: bool = False, in_cluster: bool = False, drop_state: bool = False,
                  connectors: tuple[str, ...] = ("local",), off_host: bool = False,
-                 tls: tuple[str, str] | None = None) -> None:
+                 tls: tuple[str, str] | None = None, prefix: str = "", absolute: bool = False) -> None:
         self.kind = kind
         self.big_cookie = big_cookie
         self.in_cluster = in_cluster
         self.drop_state = drop_state
         self.connectors = connectors
         self.off_host = off_host
+        self.prefix = prefix  # the gateway lives under this path (e.g. /kubeflow)
+        self.absolute = absolute  # Location headers carry scheme and host
         self.sessions: set[str] = set()
         self.reqs: dict[str, dict[str, str]] = {}
         self.codes: dict[str, str] = {}
@@ -76,6 +78,8 @@ class Fake:
         h.send_header("Content-Type", ctype)
         h.send_header("Content-Length", str(len(data)))
         if location:
+            if location.startswith("/"):
+                location = (self.url if self.absolute else "") + self.prefix + location
             h.send_header("Location", location)
         for c in cookies:
             h.send_header("Set-Cookie", c + "; Path=/; HttpOnly")
@@ -84,7 +88,8 @@ class Fake:
 
     def handle(self, h: BaseHTTPRequestHandler, method: str) -> None:
         parts = urlsplit(h.path)
-        path, q = parts.path, {k: v[0] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
+        path = parts.path.removeprefix(self.prefix) if parts.path.startswith(self.prefix + "/") else parts.path
+        q = {k: v[0] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
         jar: SimpleCookie = SimpleCookie(h.headers.get("Cookie", ""))
         cookies = {k: m.value for k, m in jar.items()}
         form: dict[str, str] = {}
@@ -126,7 +131,8 @@ class Fake:
                 self.reply(h, 401, "{}", "application/json")
                 return
             self.reply(h, 403, "<html><head><title>Sign In</title></head><body>"
-                       f'<form method="GET" action="/oauth2/start"><input type="hidden" name="rd" value="{path}">'
+                       f'<form method="GET" action="{self.prefix}/oauth2/start">'
+                       f'<input type="hidden" name="rd" value="{path}">'
                        "<button type=\"submit\">Sign in with Dex</button></form></body></html>")
         elif self.kind == "o2p-1.9.0":
             self.reply(h, 302, "Found", location=f"/oauth2/start?rd={path}")
@@ -143,9 +149,10 @@ class Fake:
         if path == "/dex/auth":
             rid = secrets.token_hex(6)
             self.reqs[rid] = {"redirect": q["redirect_uri"], "state": q["state"]}
-            links = {c: (f"/dex/auth/{c}?req={rid}" if old else f"/dex/auth/{c}?{raw}") for c in self.connectors}
+            links = {c: self.prefix + (f"/dex/auth/{c}?req={rid}" if old else f"/dex/auth/{c}?{raw}")
+                     for c in self.connectors}
             if len(links) == 1:
-                self.reply(h, 302, "Found", location=next(iter(links.values())))
+                self.reply(h, 302, "Found", location=next(iter(links.values())).removeprefix(self.prefix))
                 return
             rows = "".join(f'<a href="{href.replace("&", "&amp;")}"><button><span>Log in with {c.upper()}</span>'
                            "</button></a>" for c, href in links.items())

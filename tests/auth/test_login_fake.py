@@ -132,3 +132,13 @@ def test_password_from_stdin_and_file(tmp_path: Path) -> None:
         from_file = CliRunner().invoke(main, ["login", "--host", fake.url, "--password-file", str(pw_file)], env=env)
     assert stdin.exit_code == 0, stdin.output
     assert from_file.exit_code == 0, from_file.output
+
+
+@pytest.mark.parametrize("kind", ["o2p-1.9.1", "o2p-1.9.0", "as-1.5", "as-1.7"])
+def test_path_prefix_absolute_locations_and_connector_page(kind: str) -> None:
+    with Fake(kind, prefix="/kubeflow", absolute=True, connectors=("ldap", "local")) as fake:
+        result = CliRunner().invoke(main, ["login", "--host", fake.url + "/kubeflow/pipeline"],
+                                    env={"KFP_CI_USERNAME": "user@example.com", "KFP_CI_PASSWORD": PASSWORD,
+                                         "KFP_CI_AUTH": "dex"})
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith(f"logged in to {fake.url}/kubeflow/pipeline as user@example.com")

@@ -207,3 +207,18 @@ def test_saved_session_refused_is_one_line_and_relogin_refreshes_cache(kfp_serve
         client.list_pipelines()  # cached cookie refused -> one login -> cache rewritten
     after = _cache.load(host)
     assert after and after != before
+
+
+@pytest.mark.parametrize("shape", [{"dex_shape": "authservice", "kubeflow_version": "1.8"},
+                                   {"dex_shape": "oauth2-proxy", "connectors": ("local", "ldap")}])
+def test_printed_cookie_works_for_the_real_kfp_client(kfp_server: Any, shape: dict[str, Any]) -> None:
+    import kfp
+    srv = kfp_server(auth="dex", execute=False, **shape)
+    args = ["--print-cookie"] + (["--dex-connector", "ldap"] if "connectors" in shape else [])
+    result = run_login(srv.url, *args)
+    assert result.exit_code == 0, result.output
+    cookie = result.stdout.strip().splitlines()[-1]
+    client = kfp.Client(host=srv.url + "/pipeline", cookies=cookie)
+    client.create_experiment("from-a-printed-cookie")
+    names = [e.display_name for e in client.list_experiments().experiments or []]
+    assert "from-a-printed-cookie" in names
