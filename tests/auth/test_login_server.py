@@ -117,7 +117,7 @@ def test_token_mode(kfp_server: Any) -> None:
     srv = kfp_server(auth="token", execute=False, tokens={"tok-abcdef-123": "user@example.com"})
     ok = CliRunner().invoke(main, ["login", "--host", srv.url], env={"KFP_CI_TOKEN": "tok-abcdef-123"})
     assert ok.exit_code == 0, ok.output
-    assert "bearer token" in ok.stdout
+    assert "as user@example.com (bearer token;" in ok.stdout
     bad = CliRunner().invoke(main, ["login", "--host", srv.url], env={"KFP_CI_TOKEN": "tok-wrong-999"})
     assert bad.exit_code == 3, bad.output
 

@@ -129,6 +129,9 @@ class LoginApp:
             if user is None:
                 await _send(send, 401, b"{}", "application/json")
                 return
+            if scope["path"] == "/api/workgroup/env-info":
+                await self._env_info(user, send)
+                return
             await self._forward(scope, receive, send, user)
             return
         path = scope["path"]
