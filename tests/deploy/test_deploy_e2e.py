@@ -120,6 +120,18 @@ def test_dry_run_changes_nothing(kfp_server: Callable[..., Any], repo: Callable[
     assert data["next_fire"] and data["next_fire"][0].endswith("03:00:00")
     assert not (sdk(srv.url).list_pipelines().pipelines or [])
     assert recurring(srv.url) == [] and not (sdk(srv.url).list_runs().runs or [])
+    # On an existing pipeline with a schedule: a new commit would upload and swap; nothing changes.
+    root = Path.cwd()
+    assert kfp_ci("deploy", "add-square.yaml", "--host", srv.url, "--schedule", "0 3 * * *")[0] == 0
+    before = (versions_of(srv.url, "add-square"), [(r.recurring_run_id, r.status) for r in recurring(srv.url)])
+    commit_all(root, "next")
+    code, out, data = kfp_ci("deploy", "add-square.yaml", "--host", srv.url, "--schedule", "0 4 * * *", "--run",
+                             "--dry-run", "-o", "json")
+    assert code == 0, out
+    assert data["version_action"] == "would upload" and data["recurring_action"] == "would swap"
+    assert data["run_state"] == "would start" and data["run_id"] is None
+    after = (versions_of(srv.url, "add-square"), [(r.recurring_run_id, r.status) for r in recurring(srv.url)])
+    assert after == before and not (sdk(srv.url).list_runs().runs or [])
 
 
 def test_run_parameters_are_typed_and_sent(kfp_server: Callable[..., Any], repo: Callable[..., Path],
