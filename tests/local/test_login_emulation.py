@@ -494,3 +494,36 @@ def test_logged_in_user_is_the_kubeflow_userid(kfp_server: Any, browsers: list[B
     assert o.get("/pipeline/apis/v2beta1/experiments", params={"namespace": "team-other"}).status_code == 200
     assert o.get("/pipeline/apis/v2beta1/experiments",
                  params={"namespace": "kubeflow-user-example-com"}).status_code == 403
+
+
+# ------------------------------------------------------------------------------------ the real kfp.Client as peer
+def cookie_header(b: Browser) -> str:
+    return "; ".join(f"{c.name}={c.value}" for c in b.http.cookies.jar)
+
+
+def test_real_kfp_client_trap_then_cookies_and_tokens(kfp_server: Any, browsers: list[Browser]) -> None:
+    import kfp
+
+    # authservice: without a session kfp.Client deserializes Dex's 200 HTML into a model full of None
+    auth = kfp_server(auth="dex", execute=False, dex_shape="authservice", kubeflow_version="1.8")
+    fooled = kfp.Client(host=auth.url + "/pipeline").list_pipelines()
+    assert fooled.pipelines is None and fooled.total_size is None
+    b = browser(browsers, auth)
+    first = authservice_start(b, "/pipeline/", "/authservice/oidc/callback")
+    posted = dex_password_login(b, b.follow(first, 302, "/dex/auth?"), password=PASSWORD, connector=None,
+                                login=USER, callback="/authservice/oidc/callback")
+    b.follow(posted, 303, "/authservice/oidc/callback?")
+    client = kfp.Client(host=auth.url + "/pipeline", cookies=cookie_header(b))
+    assert client.create_experiment("login-emulation").display_name == "login-emulation"
+    assert client.list_experiments().total_size == 1
+
+    # oauth2-proxy with split cookies: kfp sends every part in its Cookie header
+    proxy = kfp_server(auth="dex", execute=False, connectors=("local", "ldap"))
+    b = browser(browsers, proxy)
+    b.follow(oauth2_login(b, connector="ldap", login="user"), 303, "/oauth2/callback?")
+    assert "oauth2_proxy_kubeflow_1" in b.cookie_names()
+    assert kfp.Client(host=proxy.url + "/pipeline", cookies=cookie_header(b)).get_kfp_healthz().multi_user is False
+
+    # token mode: existing_token is the Bearer
+    tok = kfp_server(auth="token", execute=False, tokens={"tok-ci-77": USER})
+    assert kfp.Client(host=tok.url, existing_token="tok-ci-77").list_pipelines().total_size in (0, None)
