@@ -14,7 +14,7 @@ from urllib.parse import parse_qs, urljoin, urlsplit
 
 import httpx
 import pytest
-from bs4 import BeautifulSoup
+from bs4 import BeautifulSoup, Tag
 
 USER = "user@example.com"
 PASSWORD = "12341234"
@@ -69,16 +69,37 @@ def soup(response: httpx.Response) -> BeautifulSoup:
     return BeautifulSoup(response.text, "html.parser")
 
 
+def one(node: Tag, *args: Any, **kw: Any) -> Tag:
+    """The one element ``node.find(...)`` must find."""
+    found = node.find(*args, **kw)
+    assert isinstance(found, Tag), (args, kw)
+    return found
+
+
+def text(node: Tag, *args: Any, **kw: Any) -> str:
+    return one(node, *args, **kw).get_text(strip=True)
+
+
+def attr(tag: Tag, name: str) -> str:
+    value = tag.get(name)
+    assert isinstance(value, str), (name, value)
+    return value
+
+
+def hidden_fields(form: Tag) -> dict[str, str]:
+    return {attr(i, "name"): attr(i, "value") for i in form.find_all("input", type="hidden") if isinstance(i, Tag)}
+
+
 def password_form(page: httpx.Response) -> tuple[str, BeautifulSoup]:
     """Dex's password page (section 5 (4)): the form, its action, the two inputs, the Login button."""
     assert page.status_code in (200, 401)
     doc = soup(page)
-    assert doc.find("h2", class_="theme-heading").get_text(strip=True) == "Log in to Your Account"
+    assert text(doc, "h2", class_="theme-heading") == "Log in to Your Account"
     form = doc.find("form", method="post")
     assert form is not None and form.get("action")
     assert form.find("input", attrs={"name": "login", "id": "login", "type": "text"}) is not None
     assert form.find("input", attrs={"name": "password", "id": "password", "type": "password"}) is not None
-    assert form.find("button", id="submit-login").get_text(strip=True) == "Login"
+    assert text(form, "button", id="submit-login") == "Login"
     assert form.find("input", type="hidden") is None, "Dex's form has no hidden inputs: state is in the action"
     return str(form["action"]), doc
 
@@ -136,11 +157,11 @@ def oauth2_login(b: Browser, start_path: str = "/pipeline/", *, password: str = 
     page = b.get(start_path)
     assert page.status_code == 403
     doc = soup(page)
-    assert doc.title.get_text(strip=True) == "Sign In"
-    form = doc.find("form", attrs={"action": "/oauth2/start"})
-    assert form is not None and form["method"].upper() == "GET"
-    assert form.find("button").get_text(strip=True) == "Sign in with Dex"
-    rd = form.find("input", attrs={"name": "rd", "type": "hidden"})["value"]
+    assert text(doc, "title") == "Sign In"
+    form = one(doc, "form", attrs={"action": "/oauth2/start"})
+    assert attr(form, "method").upper() == "GET"
+    assert text(form, "button") == "Sign in with Dex"
+    rd = attr(one(form, "input", attrs={"name": "rd", "type": "hidden"}), "value")
     assert rd == start_path
     assert doc.find("form", attrs={"action": "/oauth2/sign_in"}) is None, "no htpasswd form in Kubeflow"
 
@@ -170,8 +191,8 @@ def dex_password_login(b: Browser, at_dex: httpx.Response, *, password: str, con
     else:
         assert at_dex.status_code == 200
         doc = soup(at_dex)
-        assert doc.find("h2", class_="theme-heading").get_text(strip=True) == "Log in to dex"
-        links = {a.get_text(" ", strip=True): a["href"] for a in doc.select("div.theme-form-row a")}
+        assert text(doc, "h2", class_="theme-heading") == "Log in to dex"
+        links = {a.get_text(" ", strip=True): attr(a, "href") for a in doc.select("div.theme-form-row a")}
         assert list(links) == ["Log in with Email", "Log in with LDAP"], "sorted by connector name"
         href = links["Log in with LDAP" if connector == "ldap" else "Log in with Email"]
         assert urlsplit(href).path == f"/dex/auth/{connector}"
@@ -183,7 +204,7 @@ def dex_password_login(b: Browser, at_dex: httpx.Response, *, password: str, con
             assert query(b.url)["back"], "several connectors: the form links back to the selection page"
     action, doc = password_form(page)
     assert page.status_code == 200 and login_error(doc) is None
-    label = doc.find("label", attrs={"for": "login"}).get_text(strip=True)
+    label = text(doc, "label", attrs={"for": "login"})
     assert label == ("Username" if connector == "ldap" else "Email Address")
     if connector is not None:
         assert doc.find("a", string="Select another login method.") is not None
@@ -229,7 +250,7 @@ def test_oauth2_proxy_unauthenticated_api_401_and_ui_403(kfp_server: Any) -> Non
         failed = http.get("/oauth2/callback", params={"code": "x", "state": "abc:/"}, headers=BROWSER)
         assert failed.status_code == 403
         assert "Unable to find a valid CSRF token" in soup(failed).get_text()
-        assert soup(failed).find(class_="status-code").get_text(strip=True) == "403"
+        assert text(soup(failed), class_="status-code") == "403"
 
 
 def test_oauth2_proxy_wrong_password_401_form_with_error_box(kfp_server: Any, browsers: list[Browser]) -> None:
@@ -239,10 +260,10 @@ def test_oauth2_proxy_wrong_password_401_form_with_error_box(kfp_server: Any, br
     assert failed.status_code == 401, "Dex >= 2.36 answers a wrong password with 401"
     _, doc = password_form(failed)
     assert login_error(doc) == "Invalid Email Address and password."
-    assert doc.find("input", id="login")["value"] == USER
+    assert attr(one(doc, "input", id="login"), "value") == USER
     assert doc.find(class_="dex-error-box") is not None
     # the same form still works
-    ok = b.post(doc.find("form")["action"], {"login": USER, "password": PASSWORD})
+    ok = b.post(attr(one(doc, "form"), "action"), {"login": USER, "password": PASSWORD})
     assert ok.status_code == 303 and ok.headers["location"].startswith("/oauth2/callback?")
 
 
@@ -269,13 +290,13 @@ def test_oauth2_proxy_1_9_0_grant_access_page(kfp_server: Any, browsers: list[Br
     assert set(aq) == {"req", "hmac"}
     assert approval.status_code == 200
     doc = soup(approval)
-    assert doc.find("h2", class_="theme-heading").get_text(strip=True) == "Grant Access"
+    assert text(doc, "h2", class_="theme-heading") == "Grant Access"
     assert "Dex Login Application" in doc.get_text()
     forms = doc.find_all("form", method="post")
     assert len(forms) == 2 and all(f.get("action") is None for f in forms), "both forms post to the current URL"
-    fields = [{i["name"]: i["value"] for i in f.find_all("input", type="hidden")} for f in forms]
+    fields = [hidden_fields(f) for f in forms]
     assert fields == [{"req": aq["req"], "approval": "approve"}, {"req": aq["req"], "approval": "rejected"}]
-    assert [f.find("button").get_text(strip=True) for f in forms] == ["Grant Access", "Cancel"]
+    assert [text(f, "button") for f in forms] == ["Grant Access", "Cancel"]
     # a tampered hmac is refused
     tampered = b.http.post(b.url.replace(aq["hmac"], "AAAA"), data=fields[0])
     assert tampered.status_code == 401 and "Unauthorized request" in tampered.text
@@ -293,7 +314,8 @@ def test_oauth2_proxy_1_9_0_cancel_is_rejected(kfp_server: Any, browsers: list[B
                                 login=USER, callback="/oauth2/callback")
     approval = b.follow(posted, 303, "/dex/approval?")
     cancel = soup(approval).find_all("form")[1]
-    rejected = b.post(b.url, {i["name"]: i["value"] for i in cancel.find_all("input")})
+    assert isinstance(cancel, Tag)
+    rejected = b.post(b.url, hidden_fields(cancel))
     assert rejected.status_code == 500 and "Approval rejected." in rejected.text
 
 
@@ -429,7 +451,7 @@ def test_authservice_connector_selection_old_and_new(kfp_server: Any, browsers: 
         at_dex = b.get(first.headers["location"])
         posted = dex_password_login(b, at_dex, password=PASSWORD, connector="local", login=USER, callback=callback,
                                     old=shape == "old")
-        back = soup(b.get(b.url)).find("a", string="Select another login method.")["href"]
+        back = attr(one(soup(b.get(b.url)), "a", string="Select another login method."), "href")
         assert back == ("javascript:history.back()" if shape == "old" else query(b.url)["back"])
         done = b.follow(b.follow(posted, 303, "/dex/approval?"), 303, callback + "?")
         assert done.status_code == 302 and "authservice_session" in set_cookies(done)
