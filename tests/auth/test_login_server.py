@@ -222,3 +222,20 @@ def test_printed_cookie_works_for_the_real_kfp_client(kfp_server: Any, shape: di
     client.create_experiment("from-a-printed-cookie")
     names = [e.display_name for e in client.list_experiments().experiments or []]
     assert "from-a-printed-cookie" in names
+
+
+@pytest.mark.parametrize("shape", ["oauth2-proxy", "authservice"])
+def test_no_credentials_for_a_login_server_says_what_to_set(kfp_server: Any, shape: str) -> None:
+    srv = kfp_server(auth="dex", execute=False, dex_shape=shape)
+    result = CliRunner().invoke(main, ["login", "--host", srv.url])
+    assert result.exit_code == 3
+    assert result.stderr.startswith("kfp-ci: error: the server requires a login: set KFP_CI_USERNAME and "
+                                    "KFP_CI_PASSWORD (Dex), KFP_CI_TOKEN (token) or KFP_CI_COOKIE (cookie) [")
+
+
+def test_connector_asked_for_but_dex_has_only_local(kfp_server: Any) -> None:
+    srv = kfp_server(auth="dex", execute=False)
+    result = run_login(srv.url, "--dex-connector", "ldap")
+    assert result.exit_code == 3
+    assert result.stderr.strip() == ("kfp-ci: error: Dex offers no connector 'ldap': choose --dex-connector from: "
+                                     "local (the only one)")

@@ -20,7 +20,7 @@ from kfp_ci.auth import _cache
 from kfp_ci.auth._dex import Session, check_plain_http, dex_login
 from kfp_ci.auth._session import DexSession
 from kfp_ci.config import Settings, read_secret
-from kfp_ci.errors import ConfigError, KfpCiError, UsageError
+from kfp_ci.errors import AuthError, ConfigError, Unauthenticated, UsageError
 
 __all__ = ["DexSession", "Session", "build_auth", "client_from_settings", "effective_mode", "login", "login_command",
            "resolve_mode"]
@@ -189,9 +189,12 @@ def login_command(app: Any, settings: Settings, save: bool = False, print_cookie
     with client:
         try:
             server = client.server
-        except KfpCiError:
+        except (AuthError, Unauthenticated) as exc:
             if session is not None and session.kind == "cached":
                 _cache.forget(host)
+            if mode == "none":
+                raise AuthError("the server requires a login: set KFP_CI_USERNAME and KFP_CI_PASSWORD (Dex), "
+                                f"KFP_CI_TOKEN (token) or KFP_CI_COOKIE (cookie) [{exc}]") from exc
             raise
         user, spaces = _namespaces(client, host)
     who = user or settings.username or "anonymous"

@@ -85,8 +85,16 @@ class _Walker:
         _secrets.register(password)
 
     # ------------------------------------------------------------------------------------------ transport
+    def same_host(self, url: str) -> bool:
+        """Same origin, or the same host name upgraded from http to https (a load balancer's redirect)."""
+        scheme, netloc = _origin(url)
+        if (scheme, netloc) == self.origin:
+            return True
+        return (urlsplit(url).hostname == urlsplit(self.host).hostname and scheme == "https"
+                and self.origin[0] == "http")
+
     def send(self, method: str, url: str, **kwargs: object) -> httpx.Response:
-        if _origin(url) != self.origin:
+        if not self.same_host(url):
             host = urlsplit(url).hostname or url
             if host.endswith((".svc", ".cluster.local")) or ("." not in host and not is_loopback(host)):
                 raise LoginError(f"the login redirected to the in-cluster Dex URL {_strip(url)}, which this runner "
@@ -158,6 +166,10 @@ class _Walker:
                                      f"{error.get_text(' ', strip=True)} Check KFP_CI_USERNAME and the password")
                 if self.posted:
                     raise self.not_understood(response, "the password form again without an error")
+                m = re.search(r"/auth/([^/?#]+)", urlsplit(url).path)
+                if self.connector and m is not None and m.group(1) != self.connector:
+                    raise LoginError(f"Dex offers no connector {self.connector!r}: choose --dex-connector from: "
+                                     f"{m.group(1)} (the only one)")
                 target = urljoin(url, str(form.get("action") or url))
                 check_plain_http(target, self.allow_http, "the Dex password")
                 self.posted = True
