@@ -132,13 +132,23 @@ def test_no_secret_in_any_output_or_file(kfp_server: Any, tmp_path: Path) -> Non
     odd = CliRunner().invoke(main, ["login", "--host", srv.url + "/api", "--debug-dir", str(debug)],
                              env={"KFP_CI_USERNAME": "user@example.com", "KFP_CI_PASSWORD": secret_pw,
                                   "KFP_CI_AUTH": "dex"})
+    # a real process with --verbose (tracebacks on): the same failure, nothing leaks either
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KFP_CI_", "GITHUB_"))}
+    env.update({"KFP_CI_USERNAME": "user@example.com", "KFP_CI_PASSWORD": secret_pw + "x", "KFP_CI_AUTH": "dex"})
+    proc = subprocess.run([sys.executable, "-m", "kfp_ci", "--verbose", "login", "--host", srv.url],
+                          capture_output=True, text=True, env=env, timeout=60)
+    assert proc.returncode == 3 and "Traceback" in proc.stderr
     assert good.exit_code == 0 and bad.exit_code == 3 and odd.exit_code == 3
     assert "saved to" in odd.stderr and list(debug.iterdir())
     from kfp_ci.auth import _cache
 
     cookies = _cache.load(srv.url + "/pipeline")
     assert cookies
-    blobs = [good.output.encode(), bad.output.encode(), odd.output.encode()]
+    blobs = [good.output.encode(), bad.output.encode(), odd.output.encode(), proc.stdout.encode(),
+             proc.stderr.encode()]
     blobs += [p.read_bytes() for p in tmp_path.rglob("*") if p.is_file() and "cache" not in p.parts]
     for blob in blobs:
         assert secret_pw.encode() not in blob
