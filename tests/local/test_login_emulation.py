@@ -233,6 +233,9 @@ def test_oauth2_proxy_1_9_1_full_walk(kfp_server: Any, browsers: list[Browser]) 
     health = b.get(HEALTHZ)
     assert health.status_code == 200 and health.json()["commit_sha"]
     assert b.get("/pipeline/apis/v2beta1/pipelines").status_code == 200
+    # the code is spent and the CSRF cookie gone: replaying the callback is oauth2-proxy's 403 page
+    replay = b.get(callback.request.url.raw_path.decode())
+    assert replay.status_code == 403 and "Login Failed" in replay.text
 
 
 def test_oauth2_proxy_unauthenticated_api_401_and_ui_403(kfp_server: Any) -> None:
@@ -251,6 +254,10 @@ def test_oauth2_proxy_unauthenticated_api_401_and_ui_403(kfp_server: Any) -> Non
         assert failed.status_code == 403
         assert "Unable to find a valid CSRF token" in soup(failed).get_text()
         assert text(soup(failed), class_="status-code") == "403"
+        # Dex knows one static client and its registered redirect URI
+        evil = http.get("/dex/auth", params={"client_id": "kubeflow-oidc-authservice", "redirect_uri": "/evil",
+                                             "response_type": "code", "state": "x"})
+        assert evil.status_code == 400 and "Unregistered redirect_uri" in text(soup(evil), "p")
 
 
 def test_oauth2_proxy_wrong_password_401_form_with_error_box(kfp_server: Any, browsers: list[Browser]) -> None:

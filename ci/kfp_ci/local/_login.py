@@ -368,10 +368,16 @@ class LoginApp:
             return
         await self._password(req, send, req.query.get("state", [""])[0], connector)
 
+    def _registered(self, req: _Req) -> bool:
+        """The OAuth query names Dex's one static client and its registered redirect URI."""
+        redirect_uri: str = req.query.get("redirect_uri", [""])[0]
+        client_id: str = req.query.get("client_id", [""])[0]
+        return client_id == CLIENT_ID and redirect_uri == self.callback
+
     def _new_auth_request(self, req: _Req) -> tuple[str, _AuthRequest] | None:
-        redirect_uri = req.query.get("redirect_uri", [""])[0]
-        if req.query.get("client_id", [""])[0] != CLIENT_ID or redirect_uri != self.callback:
+        if not self._registered(req):
             return None
+        redirect_uri = req.query.get("redirect_uri", [""])[0]
         rid = secrets.token_hex(13)
         a = _AuthRequest(redirect_uri=redirect_uri, state=req.query.get("state", [""])[0])
         with self._lock:
@@ -387,7 +393,7 @@ class LoginApp:
             rid = areq[0]
             links = {c: f"/dex/auth/{c}?req={rid}" for c in self.connectors}
         else:
-            if self._new_auth_request(req) is None:  # validate only
+            if not self._registered(req):  # Dex >= 2.29 creates the request at /dex/auth/<connector>
                 await _dex_error(send, 400, "Unregistered redirect_uri.")
                 return
             links = {c: f"/dex/auth/{c}?{req.raw_query}" for c in self.connectors}
