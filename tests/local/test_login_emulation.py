@@ -556,3 +556,34 @@ def test_real_kfp_client_trap_then_cookies_and_tokens(kfp_server: Any, browsers:
     # token mode: existing_token is the Bearer
     tok = kfp_server(auth="token", execute=False, tokens={"tok-ci-77": USER})
     assert kfp.Client(host=tok.url, existing_token="tok-ci-77").list_pipelines().total_size in (0, None)
+
+
+# --------------------------------------------------------------------------------------------- serve flag
+def test_serve_flag_for_the_wrong_password_status(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
+    from click.testing import CliRunner
+
+    import kfp_ci.local as local
+    from kfp_ci.cli import main
+
+    seen: list[Any] = []
+
+    class Recorder:
+        def __init__(self, options: Any, host: str, port: int) -> None:
+            seen.append(options)
+            self.url = f"http://{host}:{port}"
+
+        def bind(self) -> None:
+            pass
+
+        def serve_forever(self) -> None:
+            pass
+
+    monkeypatch.setattr(local, "LocalServer", Recorder)
+    assert "--dex-wrong-password-status" in CliRunner().invoke(main, ["serve", "--help"]).output
+    base = ["serve", "--auth", "dex", "--data-dir", str(tmp_path), "--port", "0"]
+    for extra, expected in (([], None), (["--dex-wrong-password-status", "200"], 200)):
+        result = CliRunner().invoke(main, [*base, *extra])
+        assert result.exit_code == 0, result.output
+        assert seen[-1].auth == "dex" and seen[-1].dex_wrong_password_status == expected
+    bad = CliRunner().invoke(main, [*base, "--dex-wrong-password-status", "302"])
+    assert bad.exit_code == 2 and "302" in bad.output

@@ -17,7 +17,13 @@ a Kubeflow install (facts: ``shared/reference/kubeflow-login.md``):
 A wrong password re-renders the form with the error box: status 401 on Dex >= 2.36 (Kubeflow >= 1.8), 200 before
 (old Dex URL shape or Kubeflow < 1.8); ``options.dex_wrong_password_status`` (if set) overrides it. Requests let
 through carry ``kubeflow-userid``; one coming from the client is dropped. ``expire_all_sessions(app)`` ends every
-session (the faults hook). The dashboard's ``/api/workgroup/env-info`` answers who is logged in.
+session (the faults hook); a session also ends ``session_ttl`` seconds after the login. The dashboard's
+``/api/workgroup/env-info`` answers who is logged in.
+
+Machine access besides the login: a Bearer token from ``options.tokens`` works in every mode; oidc-authservice
+also takes its session value as ``X-Auth-Token`` (Kubeflow <= 1.6) or ``Authorization: Bearer`` (1.7-1.8); on
+oauth2-proxy 1.9.1+ any other ``Authorization`` header bypasses oauth2-proxy and meets Istio's
+``403 RBAC: access denied``. Nothing here logs; passwords, codes and session values stay in memory.
 """
 
 from __future__ import annotations
