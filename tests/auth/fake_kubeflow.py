@@ -175,7 +175,7 @@ class Fake:
             self.reqs[rid] = {"redirect": q["redirect_uri"], "state": q["state"]}
             self.reply(h, 302, "Found", location="/dex/auth/" + parts[3] + "/login?" + urlencode({"back": "", "state": rid}))  # noqa: E501
             return
-        rid = q.get("req") if old else q.get("state")
+        rid = q.get("req", "") if old else q.get("state", "")
         if method == "POST":
             if form.get("password") == PASSWORD and form.get("login") in (USER, "user"):
                 self.reply(h, 303, "See Other", location=f"/dex/approval?req={rid}")

@@ -59,7 +59,7 @@ def test_ldap_connector_split_cookies_saved_and_reused(kfp_server: Any, tmp_path
     cookie_line = result.stdout.strip().splitlines()[-1]
     assert "oauth2_proxy_kubeflow_0=" in cookie_line and "oauth2_proxy_kubeflow_1=" in cookie_line
     assert "_csrf" not in cookie_line
-    files = list((tmp_path / "cache" / "kfp-ci").glob("session-*.json"))
+    files = list((tmp_path / "cache" / "kfp-ci" / "sessions").glob("127.0.0.1_*_pipeline-*.json"))
     assert len(files) == 1 and stat.S_IMODE(files[0].stat().st_mode) == 0o600
     # a later command without credentials reuses the saved session
     reuse = CliRunner().invoke(main, ["login", "--host", srv.url + "/pipeline"], env={"KFP_CI_AUTH": "dex"})

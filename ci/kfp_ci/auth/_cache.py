@@ -1,16 +1,21 @@
-"""The session cache: one 0600 JSON file per host under ``$XDG_CACHE_HOME/kfp-ci`` (or ``~/.cache/kfp-ci``)."""
+"""The session cache: one 0600 JSON file per host, ``$XDG_CACHE_HOME/kfp-ci/sessions/<host-key>.json``.
+
+``$XDG_CACHE_HOME`` defaults to ``~/.cache``. The host key is readable (host, port, path) plus a short hash of
+the whole host URL, so two hosts never share a file and a user can tell which file is which.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import re
 import time
 from pathlib import Path
 
 from kfp_ci import _secrets
 
-__all__ = ["cache_dir", "cache_path", "forget", "load", "save"]
+__all__ = ["cache_dir", "cache_path", "forget", "host_key", "load", "save"]
 
 
 def cache_dir() -> Path:
@@ -18,16 +23,21 @@ def cache_dir() -> Path:
     return Path(base) / "kfp-ci"
 
 
+def host_key(host: str) -> str:
+    """``https://kf.example.com:8443/pipeline`` -> ``kf.example.com_8443_pipeline-<12 hex>``."""
+    host = host.rstrip("/")
+    readable = re.sub(r"[^A-Za-z0-9.-]+", "_", host.split("://", 1)[-1]).strip("_")[:80]
+    return f"{readable}-{hashlib.sha256(host.encode()).hexdigest()[:12]}"
+
+
 def cache_path(host: str) -> Path:
-    key = hashlib.sha256(host.rstrip("/").encode()).hexdigest()[:24]
-    return cache_dir() / f"session-{key}.json"
+    return cache_dir() / "sessions" / f"{host_key(host)}.json"
 
 
 def save(host: str, cookies: dict[str, str], user: str | None) -> Path:
-    directory = cache_dir()
-    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     path = cache_path(host)
-    tmp = path.with_suffix(".tmp")
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         json.dump({"host": host.rstrip("/"), "user": user, "saved_at": time.time(), "cookies": cookies}, handle)

@@ -1,0 +1,97 @@
+"""``kfp-ci login``: log in, prove it, say who and where; ``--save`` and ``--print-cookie``."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from kfp_ci import _console, _secrets
+from kfp_ci._http import normalize_host
+from kfp_ci.auth import _cache
+from kfp_ci.auth._dex import Session
+from kfp_ci.auth._modes import build_auth, cookie_value, effective_mode, login, verify
+from kfp_ci.auth._session import DexSession
+from kfp_ci.config import Settings
+from kfp_ci.errors import AuthError, ConfigError, Unauthenticated, UsageError
+
+__all__ = ["login_command"]
+
+
+def _namespaces(client: Any, host: str) -> tuple[str | None, list[str]]:
+    """Who is logged in and their namespaces, from the dashboard's env-info (if the host has one)."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(host)
+    url = f"{parts.scheme}://{parts.netloc}/api/workgroup/env-info"
+    try:
+        response = client._http.get(url)
+    except httpx.HTTPError:
+        return None, []
+    if response.status_code != 200 or "json" not in response.headers.get("content-type", ""):
+        return None, []
+    body = response.json()
+    user = body.get("user") if isinstance(body, dict) else None
+    spaces = [str(n.get("namespace")) for n in body.get("namespaces", []) if isinstance(n, dict)] if user else []
+    return (str(user) if user else None), spaces
+
+
+def login_command(app: Any, settings: Settings, save: bool = False, print_cookie: bool = False,
+                  debug_dir: Path | None = None, **_: Any) -> int:
+    """``kfp-ci login``: log in, prove it, print who and (multi-user) the namespaces; optionally save/print."""
+    from kfp_ci.client import Client
+
+    if not settings.host:
+        raise ConfigError("no KFP host: pass --host, set KFP_CI_HOST or host in [tool.kfp-ci]")
+    host = normalize_host(settings.host)
+    mode = effective_mode(settings, host)
+    session: Session | None = None
+    auth: httpx.Auth | None
+    if mode == "dex":
+        if settings.username and (settings.password or settings.password_file):
+            session = login(settings, host, debug_dir=debug_dir)
+            auth = DexSession(session, None)
+        else:
+            auth = build_auth(settings, host, debug_dir=debug_dir)
+            session = auth.session if isinstance(auth, DexSession) else None
+    else:
+        auth = build_auth(settings, host, debug_dir=debug_dir)
+    client = Client(host, namespace=settings.namespace, auth=auth, verify=verify(settings), timeout=settings.timeout)
+    with client:
+        try:
+            server = client.server
+        except (AuthError, Unauthenticated) as exc:
+            if session is not None and session.kind == "cached":
+                _cache.forget(host)
+            if mode == "none":
+                raise AuthError("the server requires a login: set KFP_CI_USERNAME and KFP_CI_PASSWORD (Dex), "
+                                f"KFP_CI_TOKEN (token) or KFP_CI_COOKIE (cookie) [{exc}]") from exc
+            raise
+        user, spaces = _namespaces(client, host)
+    who = user or settings.username or "anonymous"
+    how = {"none": "no auth", "token": "bearer token", "cookie": "cookie"}.get(mode, "dex session")
+    if session is not None and session.kind not in ("", "cached"):
+        how = f"dex via {session.kind}"
+    _console.out(f"logged in to {host} as {who} ({how}; KFP {server.version or '?'}, API {server.api})")
+    if server.multi_user:
+        _console.out("namespaces: " + (", ".join(spaces) if spaces else "(none found)"))
+    cookie_header = session.header() if session is not None else (cookie_value(settings) if mode == "cookie" else None)
+    _secrets.register(cookie_header, github_mask=False)  # masked in GitHub logs just below, when printed
+    if save:
+        if session is None:
+            _console.warn(f"--save: nothing to save with {how} (only dex sessions are cached)")
+        else:
+            path = _cache.save(host, session.cookies, user)
+            _console.info(f"session saved to {path} (mode 0600)")
+    if print_cookie:
+        if not cookie_header:
+            raise UsageError(f"--print-cookie: there is no session cookie with {how}")
+        if _console.in_github_actions():
+            sys.stdout.write(f"::add-mask::{cookie_header}\n")
+            for value in (session.cookies.values() if session else ()):
+                sys.stdout.write(f"::add-mask::{value}\n")
+        sys.stdout.write(cookie_header + "\n")  # the one place a secret is printed, on request
+        sys.stdout.flush()
+    return 0
