@@ -18,12 +18,14 @@ from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 USER, PASSWORD = "user@example.com", "12341234"
+NAMES = {"local": "Email", "ldap": "LDAP", "github": "GitHub"}  # Dex connector display names
 
 
 class Fake:
     def __init__(self, kind: str, *, big_cookie: bool = False, in_cluster: bool = False, drop_state: bool = False,
                  connectors: tuple[str, ...] = ("local",), off_host: bool = False,
-                 tls: tuple[str, str] | None = None, prefix: str = "", absolute: bool = False) -> None:
+                 tls: tuple[str, str] | None = None, prefix: str = "", absolute: bool = False,
+                 secure_cookies: bool = False) -> None:
         self.kind = kind
         self.big_cookie = big_cookie
         self.in_cluster = in_cluster
@@ -32,6 +34,8 @@ class Fake:
         self.off_host = off_host
         self.prefix = prefix  # the gateway lives under this path (e.g. /kubeflow)
         self.absolute = absolute  # Location headers carry scheme and host
+        self.secure_cookies = secure_cookies  # oauth2-proxy cookie_secure (FORCE_HTTPS=true), even over http
+        self.api_calls = 0  # authenticated KFP API calls answered
         self.sessions: set[str] = set()
         self.reqs: dict[str, dict[str, str]] = {}
         self.codes: dict[str, str] = {}
@@ -82,7 +86,7 @@ class Fake:
                 location = (self.url if self.absolute else "") + self.prefix + location
             h.send_header("Location", location)
         for c in cookies:
-            h.send_header("Set-Cookie", c + "; Path=/; HttpOnly")
+            h.send_header("Set-Cookie", c + "; Path=/; HttpOnly" + ("; Secure" if self.secure_cookies else ""))
         h.end_headers()
         h.wfile.write(data)
 
@@ -112,6 +116,10 @@ class Fake:
             if path.endswith("/apis/v2beta1/healthz"):
                 self.reply(h, 200, json.dumps({"commit_sha": "x", "tag_name": "2.5.0", "multi_user": False}),
                            "application/json")
+            elif path.endswith("/apis/v2beta1/experiments"):  # the KFP API behind the gateway: a list call
+                self.api_calls += 1
+                self.reply(h, 200, json.dumps({"experiments": [{"experiment_id": "e1", "display_name": "ci"}],
+                                               "total_size": 1}), "application/json")
             else:
                 self.reply(h, 200, "<html><title>Kubeflow Pipelines</title></html>")
         else:
@@ -154,7 +162,8 @@ class Fake:
             if len(links) == 1:
                 self.reply(h, 302, "Found", location=next(iter(links.values())).removeprefix(self.prefix))
                 return
-            rows = "".join(f'<a href="{href.replace("&", "&amp;")}"><button><span>Log in with {c.upper()}</span>'
+            rows = "".join(f'<a href="{href.replace("&", "&amp;")}"><button>'
+                           f'<span>Log in with {NAMES.get(c, c.title())}</span>'
                            "</button></a>" for c, href in links.items())
             self.reply(h, 200, f"<html><h2 class=\"theme-heading\">Log in to dex</h2>{rows}</html>")
             return
@@ -181,13 +190,14 @@ class Fake:
                 self.reply(h, 303, "See Other", location=f"/dex/approval?req={rid}")
                 return
             status = 200 if old else 401
-            self.reply(h, status, self.password_form(h.path, error=True))
+            prompt = "Username" if path.startswith("/dex/auth/ldap") else "Email Address"
+            self.reply(h, status, self.password_form(h.path, error=prompt))
             return
         self.reply(h, 200, self.password_form(h.path))
 
     @staticmethod
-    def password_form(action: str, error: bool = False) -> str:
-        box = '<div id="login-error" class="dex-error-box">Invalid Email Address and password.</div>' if error else ""
+    def password_form(action: str, error: str = "") -> str:
+        box = f'<div id="login-error" class="dex-error-box">Invalid {error} and password.</div>' if error else ""
         return (f'<html><h2 class="theme-heading">Log in to Your Account</h2><form method="post" '
                 f'action="{action.replace("&", "&amp;")}"><input id="login" name="login" type="text">'
                 f'<input id="password" name="password" type="password">{box}<button>Login</button></form></html>')

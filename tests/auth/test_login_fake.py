@@ -142,3 +142,75 @@ def test_path_prefix_absolute_locations_and_connector_page(kind: str) -> None:
                                          "KFP_CI_AUTH": "dex"})
     assert result.exit_code == 0, result.output
     assert result.stdout.startswith(f"logged in to {fake.url}/kubeflow/pipeline as user@example.com")
+
+
+@pytest.mark.parametrize("kind", ["o2p-1.9.1", "o2p-1.9.0", "as-1.5", "as-1.7"])
+def test_session_expiring_mid_job_logs_in_again_once_and_replays(kind: str) -> None:
+    from kfp_ci.auth import DexSession, client_from_settings
+    from kfp_ci.config import Settings
+
+    with Fake(kind) as fake:
+        settings = Settings(host=fake.url + "/pipeline", auth="dex", username="user@example.com", password=PASSWORD)
+        with client_from_settings(settings) as client:
+            assert [e.display_name for e in client.list_experiments().experiments] == ["ci"]
+            auth = client._http.auth
+            assert isinstance(auth, DexSession) and auth.logins == 1
+            fake.sessions.clear()  # the gateway forgets every session (24 h later, a restart...)
+            # 401 {} (1.9.1 API route), 302 to Dex (1.9.0 and authservice): logged in again, the call replayed
+            assert [e.display_name for e in client.list_experiments().experiments] == ["ci"]
+            assert auth.logins == 2
+        assert fake.api_calls == 2
+
+
+def test_ldap_is_chosen_when_there_is_no_local_connector() -> None:
+    # the "Username" prompt in the error box is the LDAP connector's: the walker followed the LDAP link
+    with Fake("as-1.7", connectors=("github", "ldap")) as fake:
+        result = login(fake.url, password="not-the-password", user="user")
+    assert result.exit_code == 3
+    assert result.stderr.strip() == (
+        "kfp-ci: error: Dex rejected the credentials of user (HTTP 401): Invalid Username and password. "
+        "Check KFP_CI_USERNAME and the password")
+
+
+def test_unknown_connector_lists_those_offered() -> None:
+    with Fake("o2p-1.9.1", connectors=("ldap", "local")) as fake:
+        result = login(fake.url, "--dex-connector", "github")
+    assert result.exit_code == 3
+    assert result.stderr.strip() == ("kfp-ci: error: Dex offers no connector 'github': choose --dex-connector "
+                                     "from: ldap (LDAP), local (Email)")
+
+
+def test_secure_cookies_over_plain_http_name_the_cause() -> None:
+    with Fake("o2p-1.9.1", secure_cookies=True) as fake:
+        result = login(fake.url)
+    assert result.exit_code == 3
+    assert result.stderr.strip() == (
+        f"kfp-ci: error: the login failed a CSRF/state check at {fake.url}/oauth2/callback (HTTP 403): Login Failed: "
+        "Unable to find a valid CSRF token. Please try again.; the gateway sets Secure cookies over plain http, "
+        "which no client sends back: use the https URL (or turn off oauth2-proxy's cookie_secure / FORCE_HTTPS)")
+
+
+def test_password_and_session_cookie_in_no_output_or_file(tmp_path: Path) -> None:
+    debug = tmp_path / "debug"
+    env = {"KFP_CI_USERNAME": "user@example.com", "KFP_CI_PASSWORD": PASSWORD, "KFP_CI_AUTH": "dex"}
+    with Fake("o2p-1.9.1", big_cookie=True) as fake:
+        runner = CliRunner()
+        results = [
+            runner.invoke(main, ["--verbose", "login", "--host", fake.url + "/pipeline", "--save",
+                                 "--debug-dir", str(debug)], env=env),
+            runner.invoke(main, ["--verbose", "login", "--host", fake.url + "/pipeline"],
+                          env={**env, "KFP_CI_PASSWORD": "wrong-" + PASSWORD}),
+            runner.invoke(main, ["--verbose", "login", "--host", fake.url + "/apis/x", "--debug-dir", str(debug)],
+                          env=env),
+        ]
+        sessions = set(fake.sessions)
+    assert [r.exit_code for r in results] == [0, 3, 3]
+    assert sessions and list(debug.iterdir())
+    cookie_parts = {v[i:i + 2000] for v in sessions for i in (0, 2000)} | sessions
+    written = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert any("sessions" in p.parts for p in written)
+    for blob in [r.output for r in results] + [p.read_text() for p in written]:
+        assert PASSWORD not in blob
+    for blob in [r.output for r in results] + [p.read_text() for p in written if "sessions" not in p.parts]:
+        for value in cookie_parts:
+            assert value not in blob

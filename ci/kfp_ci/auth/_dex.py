@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlencode, urljoin, urlsplit, urlunsplit
 
 import httpx
@@ -82,6 +84,7 @@ class _Walker:
         self.origin = _origin(self.host)
         self.posted = False
         self.dumps = 0
+        self.secure_over_http: set[str] = set()
         _secrets.register(password)
 
     # ------------------------------------------------------------------------------------------ transport
@@ -103,7 +106,7 @@ class _Walker:
             raise LoginError(f"the login redirected off {self.origin[1]} to {_strip(url)}: not following it "
                              "with credentials (log in with a token or a cookie instead)")
         try:
-            return self.http.request(method, url, follow_redirects=False, **kwargs)  # type: ignore[arg-type]
+            response = self.http.request(method, url, follow_redirects=False, **kwargs)  # type: ignore[arg-type]
         except httpx.ConnectError as exc:
             text = str(exc)
             if "CERTIFICATE" in text.upper() or "SSL" in text.upper():
@@ -112,6 +115,19 @@ class _Walker:
             raise ConnectError(f"cannot connect to {self.origin[1]}: {text}") from None
         except httpx.TimeoutException:
             raise ConnectError(f"{self.origin[1]} did not answer in time during the login") from None
+        if urlsplit(url).scheme == "http":
+            for header in response.headers.get_list("set-cookie"):
+                attributes = [a.strip().lower() for a in header.split(";")[1:]]
+                if "secure" in attributes:
+                    self.secure_over_http.add(header.partition("=")[0].strip())
+        return response
+
+    def csrf_error(self, url: str, status: int, text: str) -> LoginError:
+        why = "a proxy between the runner and the gateway may drop cookies"
+        if self.secure_over_http:
+            why = ("the gateway sets Secure cookies over plain http, which no client sends back: use the https "
+                   "URL (or turn off oauth2-proxy's cookie_secure / FORCE_HTTPS)")
+        return LoginError(f"the login failed a CSRF/state check at {_strip(url)} (HTTP {status}): {text}; {why}")
 
     # ------------------------------------------------------------------------------------------------ walk
     def run(self) -> Session:
@@ -141,8 +157,7 @@ class _Walker:
         if "html" not in ctype and not response.text.lstrip().startswith("<"):
             text = response.text.strip()
             if "CSRF" in text or "state" in text.lower():
-                raise LoginError(f"the login failed a CSRF/state check at {_strip(url)} (HTTP {response.status_code}): "
-                                 f"{text[:160]}; a proxy between the runner and the gateway may drop cookies")
+                raise self.csrf_error(url, response.status_code, text[:160])
             if response.status_code == 401 and text in ("{}", ""):
                 raise self.not_understood(response, "a 401 for an API route: the host URL must be the dashboard")
             raise self.not_understood(response, "not a login page")
@@ -183,7 +198,7 @@ class _Walker:
         # Dex connector selection
         links = self.connectors(soup, url)
         if links:
-            wanted = self.connector or ("local" if "local" in links else None)
+            wanted = self.connector or next((c for c in ("local", "ldap") if c in links), None)
             if wanted is None and len(links) == 1:
                 wanted = next(iter(links))
             if wanted not in links:
@@ -194,8 +209,7 @@ class _Walker:
             return self.send("GET", links[wanted][1], headers={"Accept": "text/html"})
         text = soup.get_text(" ", strip=True)
         if "CSRF" in text or "Missing url parameter: state" in text:
-            raise LoginError(f"the login failed a CSRF/state check at {_strip(url)} (HTTP {response.status_code}): "
-                             f"{_message(soup)}; a proxy between the runner and the gateway may drop cookies")
+            raise self.csrf_error(url, response.status_code, _message(soup))
         heading = soup.find(class_="theme-heading") or soup.find(class_="status-code")
         if heading is not None and response.status_code >= 400:
             raise LoginError(f"the login failed at {_strip(url)} (HTTP {response.status_code}): {_message(soup)}")
@@ -231,6 +245,9 @@ class _Walker:
             self.dumps += 1
             path = self.debug_dir / f"login-page-{self.dumps}.html"
             text = _secrets.redact(response.text).replace(self.password, _secrets.MASK)
+            for cookie in self.http.cookies.jar:  # state/CSRF cookies of the flow too
+                if cookie.value and len(cookie.value) >= 4:
+                    text = text.replace(cookie.value, _secrets.MASK)
             path.write_text(text, encoding="utf-8")
             path.chmod(0o600)
             saved = f"; saved to {path}"
@@ -247,13 +264,19 @@ def _message(soup: BeautifulSoup) -> str:
     return soup.get_text(" ", strip=True)[:200]
 
 
-def verify_session(http: httpx.Client, host: str, session: Session) -> dict[str, object]:
-    """An authenticated healthz that answers JSON; returns its body. Raises LoginError otherwise."""
+def verify_session(http: httpx.Client, host: str, session: Session,
+                   send: Callable[..., httpx.Response] | None = None) -> dict[str, object]:
+    """An authenticated healthz that answers JSON; returns its body. Raises LoginError otherwise.
+
+    ``send(method, url, headers=...)`` defaults to ``http.request`` without following redirects.
+    """
+    def plain(method: str, url: str, **kwargs: Any) -> httpx.Response:
+        return http.request(method, url, follow_redirects=False, **kwargs)
+
     last = ""
     for suffix in _HEALTHZ:
-        response = http.get(host.rstrip("/") + suffix, headers={"Cookie": session.header(),
-                                                                 "Accept": "application/json"},
-                            follow_redirects=False)
+        response = (send or plain)("GET", host.rstrip("/") + suffix,
+                                   headers={"Cookie": session.header(), "Accept": "application/json"})
         ctype = response.headers.get("content-type", "")
         if response.status_code == 200 and "json" in ctype:
             body = response.json()
@@ -271,6 +294,6 @@ def dex_login(http: httpx.Client, host: str, username: str, password: str, *, co
     walker = _Walker(http, host, username, password, connector, debug_dir, allow_insecure_http)
     session = walker.run()
     http.cookies.clear()
-    verify_session(http, host, session)
+    verify_session(http, host, session, walker.send)
     return session
 
