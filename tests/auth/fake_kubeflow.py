@@ -1,24 +1,39 @@
-"""A second, independent fake Kubeflow gateway (http.server in a thread), written from the reference facts only.
+"""A second, independent fake Kubeflow gateway (Starlette under uvicorn in a thread), from the reference facts only.
 
 It shares no code with ``kfp_ci.local``: oauth2-proxy 1.9.1 (403 sign-in page, API 401 ``{}``), oauth2-proxy
 1.9.0 (straight to Dex, Grant Access page), authservice 1.0-1.5 (old Dex URLs, ``/login/oidc``) and 1.7
 (new Dex URLs, ``oidc_state_csrf``), plus broken gateways: an in-cluster Dex redirect and a state cookie that
-gets lost. The KFP API behind it is one healthz route.
+gets lost, an off-host Dex, Secure cookies over http. The KFP API behind it: healthz and a list of experiments.
 """
 
 from __future__ import annotations
 
 import json
 import secrets
-import ssl
 import threading
+import time
+from dataclasses import dataclass, field
 from http.cookies import SimpleCookie
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
 USER, PASSWORD = "user@example.com", "12341234"
 NAMES = {"local": "Email", "ldap": "LDAP", "github": "GitHub"}  # Dex connector display names
+
+
+@dataclass
+class Exchange:
+    """One request (raw path with query, headers, body) and the answer the fake gives it."""
+
+    path: str
+    headers: dict[str, str]
+    body: bytes = b""
+    response: Response = field(default_factory=lambda: Response(status_code=500))
 
 
 class Fake:
@@ -39,35 +54,35 @@ class Fake:
         self.sessions: set[str] = set()
         self.reqs: dict[str, dict[str, str]] = {}
         self.codes: dict[str, str] = {}
-        fake = self
+        self.scheme = "https" if tls else "http"
+        self.url = ""
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
+        async def endpoint(request: Request) -> Response:
+            raw = request.scope["raw_path"].decode() + ("?" + request.url.query if request.url.query else "")
+            exchange = Exchange(raw, {k.lower(): v for k, v in request.headers.items()}, await request.body())
+            self.handle(exchange, request.method)
+            return exchange.response
 
-            def do_GET(self) -> None:
-                fake.handle(self, "GET")
-
-            def do_POST(self) -> None:
-                fake.handle(self, "POST")
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        scheme = "http"
-        if tls is not None:  # (certificate, key) files
-            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-            context.load_cert_chain(*tls)
-            self.httpd.socket = context.wrap_socket(self.httpd.socket, server_side=True)
-            scheme = "https"
-        self.url = f"{scheme}://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        app = Starlette(routes=[Route("/{path:path}", endpoint, methods=["GET", "POST"])])
+        config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="error", lifespan="off",
+                                ssl_certfile=tls[0] if tls else None, ssl_keyfile=tls[1] if tls else None)
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     def __enter__(self) -> Fake:
         self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("the fake gateway did not start")
+            time.sleep(0.01)
+        port = self.server.servers[0].sockets[0].getsockname()[1]
+        self.url = f"{self.scheme}://127.0.0.1:{port}"
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        self.server.should_exit = True
+        self.thread.join(10)
 
     @property
     def callback(self) -> str:
@@ -75,30 +90,27 @@ class Fake:
             self.kind, "/authservice/oidc/callback")
 
     # ------------------------------------------------------------------------------------------------ answers
-    def reply(self, h: BaseHTTPRequestHandler, status: int, body: str, ctype: str = "text/html",
+    def reply(self, h: Exchange, status: int, body: str, ctype: str = "text/html",
               location: str | None = None, cookies: tuple[str, ...] = ()) -> None:
-        data = body.encode()
-        h.send_response(status)
-        h.send_header("Content-Type", ctype)
-        h.send_header("Content-Length", str(len(data)))
+        response = Response(body, status_code=status, media_type=ctype)
         if location:
             if location.startswith("/"):
                 location = (self.url if self.absolute else "") + self.prefix + location
-            h.send_header("Location", location)
+            response.headers["Location"] = location
         for c in cookies:
-            h.send_header("Set-Cookie", c + "; Path=/; HttpOnly" + ("; Secure" if self.secure_cookies else ""))
-        h.end_headers()
-        h.wfile.write(data)
+            response.headers.append("Set-Cookie",
+                                    c + "; Path=/; HttpOnly" + ("; Secure" if self.secure_cookies else ""))
+        h.response = response
 
-    def handle(self, h: BaseHTTPRequestHandler, method: str) -> None:
+    def handle(self, h: Exchange, method: str) -> None:
         parts = urlsplit(h.path)
         path = parts.path.removeprefix(self.prefix) if parts.path.startswith(self.prefix + "/") else parts.path
         q = {k: v[0] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
-        jar: SimpleCookie = SimpleCookie(h.headers.get("Cookie", ""))
+        jar: SimpleCookie = SimpleCookie(h.headers.get("cookie", ""))
         cookies = {k: m.value for k, m in jar.items()}
         form: dict[str, str] = {}
         if method == "POST":
-            raw = h.rfile.read(int(h.headers.get("Content-Length", "0"))).decode()
+            raw = h.body.decode()
             form = {k: v[0] for k, v in parse_qs(raw).items()}
         if path.startswith("/dex/"):
             self.dex(h, method, path, q, form, parts.query)
@@ -133,7 +145,7 @@ class Fake:
             value = cookies.get("authservice_session", "")
         return value in self.sessions
 
-    def deny(self, h: BaseHTTPRequestHandler, path: str) -> None:
+    def deny(self, h: Exchange, path: str) -> None:
         if self.kind == "o2p-1.9.1":
             if "/apis/" in path or "/api/" in path:
                 self.reply(h, 401, "{}", "application/json")
@@ -151,7 +163,7 @@ class Fake:
             extra = () if self.kind == "as-1.5" or self.drop_state else (f"oidc_state_csrf={state}",)
             self.reply(h, 302, "Found", location=f"/dex/auth?{query}", cookies=extra)
 
-    def dex(self, h: BaseHTTPRequestHandler, method: str, path: str, q: dict[str, str], form: dict[str, str],
+    def dex(self, h: Exchange, method: str, path: str, q: dict[str, str], form: dict[str, str],
             raw: str) -> None:
         old = self.kind == "as-1.5"
         if path == "/dex/auth":
@@ -202,13 +214,13 @@ class Fake:
                 f'action="{action.replace("&", "&amp;")}"><input id="login" name="login" type="text">'
                 f'<input id="password" name="password" type="password">{box}<button>Login</button></form></html>')
 
-    def code(self, h: BaseHTTPRequestHandler, rid: str) -> None:
+    def code(self, h: Exchange, rid: str) -> None:
         req = self.reqs.pop(rid)
         code = secrets.token_hex(8)
         self.codes[code] = req["state"]
         self.reply(h, 303, "See Other", location=req["redirect"] + "?" + urlencode({"code": code, "state": req["state"]}))  # noqa: E501
 
-    def finish(self, h: BaseHTTPRequestHandler, q: dict[str, str], cookies: dict[str, str]) -> None:
+    def finish(self, h: Exchange, q: dict[str, str], cookies: dict[str, str]) -> None:
         state = q.get("state", "")
         if self.codes.pop(q.get("code", ""), None) != state:
             self.reply(h, 500, "Failed to exchange authorization code with token.", "text/plain")
