@@ -115,13 +115,7 @@ class Fake:
         if path.startswith("/dex/"):
             self.dex(h, method, path, q, form, parts.query)
         elif path == "/oauth2/start":
-            nonce = secrets.token_hex(8)
-            dex = "http://dex.auth.svc.cluster.local:5556/dex/auth" if self.in_cluster else "/dex/auth"
-            if self.off_host:
-                dex = "https://login.example.org/dex/auth"
-            query = urlencode({"client_id": "kubeflow-oidc-authservice", "redirect_uri": self.callback,
-                               "response_type": "code", "state": f"{nonce}:{q.get('rd', '/')}"})
-            self.reply(h, 302, "Found", location=f"{dex}?{query}", cookies=(f"oauth2_proxy_kubeflow_csrf={nonce}",))
+            self.oauth_start(h, q.get("rd", "/"))
         elif path == self.callback:
             self.finish(h, q, cookies)
         elif self.authenticated(cookies):
@@ -154,14 +148,28 @@ class Fake:
                        f'<form method="GET" action="{self.prefix}/oauth2/start">'
                        f'<input type="hidden" name="rd" value="{path}">'
                        "<button type=\"submit\">Sign in with Dex</button></form></body></html>")
-        elif self.kind == "o2p-1.9.0":
-            self.reply(h, 302, "Found", location=f"/oauth2/start?rd={path}")
+        elif self.kind == "o2p-1.9.0":  # skip_provider_button: straight to Dex; JSON Accept (isAjax) gets 401 {}
+            if h.headers.get("accept") == "application/json":
+                self.reply(h, 401, "{}", "application/json")
+                return
+            self.oauth_start(h, path)
         else:
             state = secrets.token_hex(8)
             query = urlencode({"client_id": "kubeflow-oidc-authservice", "redirect_uri": self.callback,
                                "response_type": "code", "scope": "profile email groups openid", "state": state})
             extra = () if self.kind == "as-1.5" or self.drop_state else (f"oidc_state_csrf={state}",)
             self.reply(h, 302, "Found", location=f"/dex/auth?{query}", cookies=extra)
+
+    def oauth_start(self, h: Exchange, rd: str) -> None:
+        """oauth2-proxy's doOAuthStart: a CSRF cookie and a 302 to its login_url (Dex)."""
+        nonce = secrets.token_hex(8)
+        dex = "http://dex.auth.svc.cluster.local:5556/dex/auth" if self.in_cluster else "/dex/auth"
+        if self.off_host:
+            dex = "https://login.example.org/dex/auth"
+        extra = {"approval_prompt": "force"} if self.kind == "o2p-1.9.0" else {"prompt": "none"}
+        query = urlencode({**extra, "client_id": "kubeflow-oidc-authservice", "redirect_uri": self.callback,
+                           "response_type": "code", "state": f"{nonce}:{rd}"})
+        self.reply(h, 302, "Found", location=f"{dex}?{query}", cookies=(f"oauth2_proxy_kubeflow_csrf={nonce}",))
 
     def dex(self, h: Exchange, method: str, path: str, q: dict[str, str], form: dict[str, str],
             raw: str) -> None:
@@ -199,9 +207,12 @@ class Fake:
         rid = q.get("req", "") if old else q.get("state", "")
         if method == "POST":
             if form.get("password") == PASSWORD and form.get("login") in (USER, "user"):
-                self.reply(h, 303, "See Other", location=f"/dex/approval?req={rid}")
+                if self.kind in ("as-1.8", "o2p-1.9.1"):  # Dex 2.36 / 2.37+: the code straight to the callback
+                    self.code(h, rid)
+                else:
+                    self.reply(h, 303, "See Other", location=f"/dex/approval?req={rid}")
                 return
-            status = 200 if old else 401
+            status = 401 if self.kind in ("as-1.8", "o2p-1.9.0", "o2p-1.9.1") else 200  # Dex >= 2.36: 401
             prompt = "Username" if path.startswith("/dex/auth/ldap") else "Email Address"
             self.reply(h, status, self.password_form(h.path, error=prompt))
             return

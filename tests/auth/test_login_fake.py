@@ -29,7 +29,7 @@ def login(url: str, *args: str, password: str = PASSWORD, user: str = "user@exam
     return CliRunner().invoke(main, ["login", "--host", url + "/pipeline", *args], env=env)
 
 
-@pytest.mark.parametrize("kind", ["o2p-1.9.1", "o2p-1.9.0", "as-1.5", "as-1.7"])
+@pytest.mark.parametrize("kind", ["o2p-1.9.1", "o2p-1.9.0", "as-1.5", "as-1.7", "as-1.8"])
 def test_login_each_generation(kind: str) -> None:
     with Fake(kind) as fake:
         result = login(fake.url)
@@ -45,7 +45,8 @@ def test_split_cookies_and_ldap_connector() -> None:
     assert cookie.startswith("oauth2_proxy_kubeflow_0=") and "; oauth2_proxy_kubeflow_1=" in cookie
 
 
-@pytest.mark.parametrize(("kind", "status"), [("as-1.5", 200), ("o2p-1.9.1", 401)])
+@pytest.mark.parametrize(("kind", "status"), [("as-1.5", 200), ("as-1.7", 200), ("as-1.8", 401),
+                                                  ("o2p-1.9.0", 401), ("o2p-1.9.1", 401)])
 def test_wrong_password(kind: str, status: int) -> None:
     with Fake(kind) as fake:
         result = login(fake.url, password="nope-nope")
@@ -134,7 +135,7 @@ def test_password_from_stdin_and_file(tmp_path: Path) -> None:
     assert from_file.exit_code == 0, from_file.output
 
 
-@pytest.mark.parametrize("kind", ["o2p-1.9.1", "o2p-1.9.0", "as-1.5", "as-1.7"])
+@pytest.mark.parametrize("kind", ["o2p-1.9.1", "o2p-1.9.0", "as-1.5", "as-1.7", "as-1.8"])
 def test_path_prefix_absolute_locations_and_connector_page(kind: str) -> None:
     with Fake(kind, prefix="/kubeflow", absolute=True, connectors=("ldap", "local")) as fake:
         result = CliRunner().invoke(main, ["login", "--host", fake.url + "/kubeflow/pipeline"],
@@ -144,7 +145,7 @@ def test_path_prefix_absolute_locations_and_connector_page(kind: str) -> None:
     assert result.stdout.startswith(f"logged in to {fake.url}/kubeflow/pipeline as user@example.com")
 
 
-@pytest.mark.parametrize("kind", ["o2p-1.9.1", "o2p-1.9.0", "as-1.5", "as-1.7"])
+@pytest.mark.parametrize("kind", ["o2p-1.9.1", "o2p-1.9.0", "as-1.5", "as-1.7", "as-1.8"])
 def test_session_expiring_mid_job_logs_in_again_once_and_replays(kind: str) -> None:
     from kfp_ci.auth import DexSession, client_from_settings
     from kfp_ci.config import Settings
@@ -164,7 +165,7 @@ def test_session_expiring_mid_job_logs_in_again_once_and_replays(kind: str) -> N
 
 def test_ldap_is_chosen_when_there_is_no_local_connector() -> None:
     # the "Username" prompt in the error box is the LDAP connector's: the walker followed the LDAP link
-    with Fake("as-1.7", connectors=("github", "ldap")) as fake:
+    with Fake("as-1.8", connectors=("github", "ldap")) as fake:
         result = login(fake.url, password="not-the-password", user="user")
     assert result.exit_code == 3
     assert result.stderr.strip() == (
