@@ -215,3 +215,28 @@ def test_password_and_session_cookie_in_no_output_or_file(tmp_path: Path) -> Non
     for blob in [r.output for r in results] + [p.read_text() for p in written if "sessions" not in p.parts]:
         for value in cookie_parts:
             assert value not in blob
+
+
+@pytest.mark.parametrize("env", [
+    {"KFP_CI_AUTH": "dex", "KFP_CI_USERNAME": "u@example.com", "KFP_CI_PASSWORD": "pw-123456"},
+    {"KFP_CI_COOKIE": "oauth2_proxy_kubeflow=abcdef123"},
+])
+def test_plain_http_refused_for_dex_and_cookie_before_any_request(env: dict[str, str]) -> None:
+    # kubeflow.invalid never resolves: the refusal comes before any request
+    result = CliRunner().invoke(main, ["login", "--host", "http://kubeflow.invalid/pipeline"], env=env)
+    assert result.exit_code == 2
+    what = "the Dex password" if "KFP_CI_PASSWORD" in env else "the session cookie"
+    assert result.stderr.strip() == (
+        f"kfp-ci: error: refusing to send {what} over plain http to kubeflow.invalid: use https, or pass "
+        "--allow-insecure-http if this load balancer really has no TLS")
+
+
+def test_allow_insecure_http_warns_and_loopback_or_https_pass_silently(capsys: pytest.CaptureFixture[str]) -> None:
+    from kfp_ci.auth._dex import check_plain_http
+
+    check_plain_http("http://127.0.0.1:1/pipeline", False, "the Dex password")  # loopback: fine
+    check_plain_http("https://kf.example.com/pipeline", False, "the Dex password")  # TLS: fine
+    assert capsys.readouterr().err == ""
+    check_plain_http("http://kf.example.com/pipeline", True, "the Dex password")
+    assert capsys.readouterr().err == (
+        "kfp-ci: warning: sending the Dex password over plain http to kf.example.com (--allow-insecure-http)\n")

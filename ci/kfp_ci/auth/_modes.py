@@ -78,6 +78,8 @@ def login(settings: Settings, host: str, *, debug_dir: Path | None = None) -> Se
         raise ConfigError("dex login needs a username: set KFP_CI_USERNAME or pass --username")
     if not password:
         raise ConfigError("dex login needs a password: set KFP_CI_PASSWORD, or use --password-stdin or --password-file")
+    if not settings.allow_insecure_http:  # fail before any request; with the flag, the walker warns once
+        check_plain_http(host, False, "the Dex password")
     with build_http_client(auth=None, verify=verify(settings), timeout=settings.timeout, transport=None) as http:
         return dex_login(http, host, settings.username, password, connector=settings.dex_connector,
                          debug_dir=debug_dir, allow_insecure_http=settings.allow_insecure_http)
@@ -107,6 +109,8 @@ def build_auth(settings: Settings, host: str, *, debug_dir: Path | None = None) 
             raise ConfigError("the cookie must look like name=value (e.g. oauth2_proxy_kubeflow=...)")
         return CookieAuth(cookie)
     if mode == "dex":
+        if not settings.allow_insecure_http:
+            check_plain_http(host, False, "the Dex session")
         cached = _cache.load(host)
         session = Session(cached, "cached") if cached else None
         if settings.username and (settings.password or settings.password_file):
