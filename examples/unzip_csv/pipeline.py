@@ -37,8 +37,10 @@ def make_archive(rows: int, seed: int, archive: Output[dsl.Artifact]) -> None:
     archive.metadata["members"] = ["data/sales.csv"]
 
 
+# Not named unzip_csv: a component sharing the pipeline's name ("unzip-csv") makes kfp load the compiled
+# pipeline as that component (kfp.components.load_component_from_file, and so kfp.local, pick it by name).
 @dsl.component(base_image=IMAGE)
-def unzip_csv(archive: Input[dsl.Artifact], member: str, table: Output[Dataset]) -> None:
+def extract_csv(archive: Input[dsl.Artifact], member: str, table: Output[Dataset]) -> None:
     """Extract the CSV ``member`` from the archive into the ``table`` dataset."""
     import shutil
     import zipfile
@@ -74,5 +76,5 @@ def read_csv(table: Input[Dataset], metrics: Output[Metrics]) -> NamedTuple("Sha
 @dsl.pipeline(name="unzip-csv", description="Build a zip archive of a CSV file, extract it and read the table.")
 def unzip_csv_pipeline(rows: int = 50, seed: int = 7, member: str = "data/sales.csv") -> None:
     archive = make_archive(rows=rows, seed=seed)
-    extracted = unzip_csv(archive=archive.outputs["archive"], member=member)
+    extracted = extract_csv(archive=archive.outputs["archive"], member=member)
     read_csv(table=extracted.outputs["table"])

@@ -25,7 +25,7 @@ def test_unzip_csv_compiles(tmp_path: Path) -> None:
     spec = _compile(load_example(UNZIP).unzip_csv_pipeline, tmp_path)
     assert spec["pipelineInfo"] == {"name": "unzip-csv", "description": spec["pipelineInfo"]["description"]}  # type: ignore[index]
     tasks = spec["root"]["dag"]["tasks"]  # type: ignore[index]
-    assert set(tasks) == {"make-archive", "unzip-csv", "read-csv"}
+    assert set(tasks) == {"make-archive", "extract-csv", "read-csv"}
     params = spec["root"]["inputDefinitions"]["parameters"]  # type: ignore[index]
     assert params["rows"]["defaultValue"] == 50 and params["rows"]["parameterType"] == "NUMBER_INTEGER"
 
@@ -63,7 +63,7 @@ def test_unzip_csv_executes_locally(local_runner: Path) -> None:
     assert read["parameterValues"] == {"rows": 12, "columns": 4}
     metrics = read["artifacts"]["metrics"]["artifacts"][0]["metadata"]
     assert metrics["rows"] == 12 and metrics["columns"] == 4
-    extracted = next(local_runner.glob("*/unzip-csv/table"))
+    extracted = next(local_runner.glob("*/extract-csv/table"))
     with extracted.open(newline="") as fh:
         rows = list(csv.DictReader(fh))
     assert len(rows) == 12 and set(rows[0]) == {"day", "store", "units", "price"}

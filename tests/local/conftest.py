@@ -24,7 +24,8 @@ def pipelines(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     out = tmp_path_factory.mktemp("pipelines")
     paths = {}
     for name, func in [("add-square", d.add_square), ("always-fails", d.always_fails), ("slow", d.slow),
-                       ("container", d.container), ("metrics", d.metrics)]:
+                       ("container", d.container), ("metrics", d.metrics),
+                       ("square", d.square_named_like_its_component)]:
         paths[name] = out / f"{name}.yaml"
         compiler.Compiler().compile(func, str(paths[name]))
     return paths

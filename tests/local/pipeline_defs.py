@@ -59,3 +59,9 @@ def evaluate(r2: float, scores: dsl.Output[dsl.Metrics]) -> float:
 @dsl.pipeline(name="metrics")
 def metrics(r2: float = 0.9) -> None:
     evaluate(r2=r2)
+
+
+@dsl.pipeline(name="square")
+def square_named_like_its_component(value: float = 3.0) -> None:
+    """A pipeline sharing its name with a component (``comp-square``): real KFP runs it, so must we."""
+    square(x=value)

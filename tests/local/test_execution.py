@@ -175,6 +175,19 @@ def test_executed_run_keeps_artifacts_and_outputs(kfp_server: Callable[..., Any]
     assert (srv.store.data_dir / "runs" / run["run_id"] / "log.txt").stat().st_size > 0
 
 
+@pytest.mark.slow
+def test_pipeline_named_like_one_of_its_components_runs(kfp_server: Callable[..., Any],
+                                                         pipelines: dict[str, Path]) -> None:
+    srv = kfp_server(execute=True)
+    p = upload(srv.url, pipelines["square"], name="square").json()
+    run = _wait(srv.url, _run(srv.url, p["pipeline_id"], runtime_config={"parameters": {"value": 4.0}})["run_id"],
+                ("SUCCEEDED", "FAILED"))
+    assert run["state"] == "SUCCEEDED", run.get("error")
+    assert [t["display_name"] for t in run["run_details"]["task_details"]] == ["square"]
+    outputs = srv.store.run_artifacts(run["run_id"])
+    assert outputs[0]["parameters"] == {"Output": 16.0}
+
+
 def test_serve_on_a_busy_port_is_one_clear_line(tmp_path: Path) -> None:
     import socket
 

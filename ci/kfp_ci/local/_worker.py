@@ -38,6 +38,31 @@ def _describe(task: str, outputs: dict[str, Any]) -> list[dict[str, Any]]:
     return found
 
 
+def _runnable_spec(path: Path) -> str:
+    """The package's text, with the pipeline renamed when one of its components has the pipeline's name.
+
+    KFP runs such a pipeline fine, but kfp's YAML loader (and so ``kfp.local``) picks the component named like
+    the pipeline and takes it for the pipeline: ``unzip-csv() got an unexpected keyword argument``. The run's
+    private copy gets a name no component has; the stored package is untouched.
+    """
+    import yaml
+
+    text = path.read_text(encoding="utf-8")
+    docs = list(yaml.safe_load_all(text))
+    spec = docs[0] if docs and isinstance(docs[0], dict) else None
+    if spec is None:
+        return text
+    name = str((spec.get("pipelineInfo") or {}).get("name", ""))
+    components = spec.get("components") or {}
+    if not name or not any(key == f"comp-{name}" or key.startswith(f"comp-{name}-") for key in components):
+        return text
+    unique = f"{name}-pipeline"
+    while f"comp-{unique}" in components:
+        unique += "-root"
+    spec["pipelineInfo"] = {**spec["pipelineInfo"], "name": unique}
+    return yaml.safe_dump_all(docs, sort_keys=False)
+
+
 def main(run_dir: Path) -> int:
     tasks: list[dict[str, Any]] = []
     artifacts: list[dict[str, Any]] = []
@@ -72,7 +97,7 @@ def main(run_dir: Path) -> int:
         task_dispatcher.run_single_task_implementation = recorded
         local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(run_dir / "outputs"),
                    raise_on_error=True)
-        pipeline = components.load_component_from_file(str(run_dir / "pipeline.yaml"))
+        pipeline = components.load_component_from_text(_runnable_spec(run_dir / "pipeline.yaml"))
         pipeline(**params)
         result["ok"] = True
     except BaseException as exc:  # everything becomes the run's error
