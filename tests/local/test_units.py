@@ -72,3 +72,11 @@ def test_v1_string_parameters_become_typed() -> None:
     assert typed == {"n": 3, "x": 2.5, "flag": True, "items": [1, 2], "s": "hi", "extra": 1}
     with pytest.raises(HttpError):
         coerce_params(spec, {"n": "three"})
+
+
+def test_access_log_masks_login_codes_state_and_tokens() -> None:
+    from kfp_ci.local._app import _mask_query
+
+    assert _mask_query("code=abc123&state=s-9&rd=%2F") == "code=***&state=***&rd=%2F"
+    assert _mask_query("req=qwe&back=x&hmac=zz") == "req=***&back=***&hmac=***"
+    assert _mask_query("filter=%7B%7D&decode=1&page_token=") == "filter=%7B%7D&decode=1&page_token="

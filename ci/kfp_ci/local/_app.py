@@ -256,7 +256,7 @@ class Outer:
             if self.access_log:
                 ms = (time.perf_counter() - start) * 1000
                 client = scope.get("client") or ("-", 0)
-                query = scope.get("query_string", b"").decode("latin-1")
+                query = _mask_query(scope.get("query_string", b"").decode("latin-1"))
                 target = f"{path}?{query}" if query else path
                 sys.stderr.write(f"{client[0]} {method} {target} {status['code'] or '-'} {ms:.1f}ms\n")
                 sys.stderr.flush()
@@ -323,3 +323,11 @@ class _DropIncomplete(logging.Filter):
 
 
 logging.getLogger("uvicorn.error").addFilter(_DropIncomplete())
+
+
+_SENSITIVE_QUERY = re.compile(r"(?i)(^|&)(code|state|req|back|hmac|token|access_token|id_token)=[^&]*")
+
+
+def _mask_query(query: str) -> str:
+    """The query string as the access log shows it: login codes, state and tokens as ``***``."""
+    return _SENSITIVE_QUERY.sub(lambda m: f"{m.group(1)}{m.group(2)}=***", query)
