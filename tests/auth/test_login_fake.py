@@ -70,9 +70,10 @@ def test_lost_state_cookie_is_a_csrf_error() -> None:
     with Fake("as-1.7", drop_state=True) as fake:
         result = login(fake.url)
     assert result.exit_code == 3
-    assert result.stderr.strip().startswith(
+    assert result.stderr.strip() == (
         "kfp-ci: error: the login failed a CSRF/state check at " + fake.url + "/authservice/oidc/callback (HTTP 400): "
-        "CSRF check failed.")
+        "CSRF check failed. This may happen if you opened the login form in more than 1 tabs. Please try to login "
+        "again; a proxy between the runner and the gateway may drop cookies")
 
 
 def test_plain_http_to_remote_host_refused() -> None:
@@ -89,8 +90,14 @@ def test_page_not_understood_saved_only_with_debug_dir(tmp_path: Path) -> None:
         # the host's root answers the API's 401 {} on its own (the /apis/ path is an API route)
         result = CliRunner().invoke(main, ["login", "--host", fake.url + "/apis/x", "--debug-dir", str(tmp_path / "d")],
                                     env={"KFP_CI_USERNAME": "u@x.y", "KFP_CI_PASSWORD": PASSWORD, "KFP_CI_AUTH": "dex"})
-    assert result.exit_code == 3
-    assert "the login flow did not understand the page at" in result.stderr
+        without = CliRunner().invoke(main, ["login", "--host", fake.url + "/apis/x"],
+                                     env={"KFP_CI_USERNAME": "u@x.y", "KFP_CI_PASSWORD": PASSWORD, "KFP_CI_AUTH": "dex"})
+    why = (f"kfp-ci: error: the login flow did not understand the page at {fake.url}/apis/x/ (HTTP 401, a 401 for an "
+           "API route: the host URL must be the dashboard)")
+    assert (result.exit_code, without.exit_code) == (3, 3)
+    assert result.stderr.strip() == f"{why}; saved to {tmp_path / 'd' / 'login-page-1.html'}"
+    assert (tmp_path / "d" / "login-page-1.html").read_text() == "{}"
+    assert without.stderr.strip() == f"{why}; pass --debug-dir to save the page"
 
 
 def test_off_host_redirect_not_followed() -> None:
@@ -187,7 +194,7 @@ def test_secure_cookies_over_plain_http_name_the_cause() -> None:
     assert result.exit_code == 3
     assert result.stderr.strip() == (
         f"kfp-ci: error: the login failed a CSRF/state check at {fake.url}/oauth2/callback (HTTP 403): Login Failed: "
-        "Unable to find a valid CSRF token. Please try again.; the gateway sets Secure cookies over plain http, "
+        "Unable to find a valid CSRF token. Please try again; the gateway sets Secure cookies over plain http, "
         "which no client sends back: use the https URL (or turn off oauth2-proxy's cookie_secure / FORCE_HTTPS)")
 
 

@@ -127,7 +127,8 @@ class _Walker:
         if self.secure_over_http:
             why = ("the gateway sets Secure cookies over plain http, which no client sends back: use the https "
                    "URL (or turn off oauth2-proxy's cookie_secure / FORCE_HTTPS)")
-        return LoginError(f"the login failed a CSRF/state check at {_strip(url)} (HTTP {status}): {text}; {why}")
+        return LoginError(f"the login failed a CSRF/state check at {_strip(url)} (HTTP {status}): "
+                          f"{text.strip().rstrip('.')}; {why}")
 
     # ------------------------------------------------------------------------------------------------ walk
     def run(self) -> Session:
@@ -241,7 +242,7 @@ class _Walker:
         where = _strip(str(response.url))
         saved = ""
         if self.debug_dir is not None:
-            self.debug_dir.mkdir(parents=True, exist_ok=True)
+            self.debug_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
             self.dumps += 1
             path = self.debug_dir / f"login-page-{self.dumps}.html"
             text = _secrets.redact(response.text).replace(self.password, _secrets.MASK)
