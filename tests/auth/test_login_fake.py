@@ -91,7 +91,8 @@ def test_page_not_understood_saved_only_with_debug_dir(tmp_path: Path) -> None:
         result = CliRunner().invoke(main, ["login", "--host", fake.url + "/apis/x", "--debug-dir", str(tmp_path / "d")],
                                     env={"KFP_CI_USERNAME": "u@x.y", "KFP_CI_PASSWORD": PASSWORD, "KFP_CI_AUTH": "dex"})
         without = CliRunner().invoke(main, ["login", "--host", fake.url + "/apis/x"],
-                                     env={"KFP_CI_USERNAME": "u@x.y", "KFP_CI_PASSWORD": PASSWORD, "KFP_CI_AUTH": "dex"})
+                                     env={"KFP_CI_USERNAME": "u@x.y", "KFP_CI_PASSWORD": PASSWORD,
+                                          "KFP_CI_AUTH": "dex"})
     why = (f"kfp-ci: error: the login flow did not understand the page at {fake.url}/apis/x/ (HTTP 401, a 401 for an "
            "API route: the host URL must be the dashboard)")
     assert (result.exit_code, without.exit_code) == (3, 3)
