@@ -102,3 +102,11 @@ def test_password_stdin_must_not_be_empty() -> None:
     result = CliRunner().invoke(main, ["login", "--password-stdin", "--host", "http://127.0.0.1:9"], input="\n")
     assert result.exit_code == 2
     assert "kfp-ci: error: --password-stdin: standard input was empty" in result.output
+
+
+def test_deploy_path_imports_no_kfp_no_server_and_parses_html_only_when_needed() -> None:
+    code = ("import sys, kfp_ci.cli, kfp_ci.deploy, kfp_ci.auth, kfp_ci.client, kfp_ci.gate; "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'kfp', 'starlette', 'uvicorn', 'bs4', 'sklearn'}))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"

@@ -13,14 +13,16 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urljoin, urlsplit, urlunsplit
 
 import httpx
-from bs4 import BeautifulSoup, Tag
 
 from kfp_ci import _console, _secrets
 from kfp_ci.errors import ConnectError, LoginError, UsageError
+
+if TYPE_CHECKING:  # bs4 costs ~0.15 s to import: only a login that meets a page pays for it
+    from bs4 import BeautifulSoup, Tag
 
 __all__ = ["SESSION_COOKIE", "Session", "check_plain_http", "dex_login", "is_loopback", "verify_session"]
 
@@ -162,6 +164,8 @@ class _Walker:
             if response.status_code == 401 and text in ("{}", ""):
                 raise self.not_understood(response, "a 401 for an API route: the host URL must be the dashboard")
             raise self.not_understood(response, "not a login page")
+        from bs4 import BeautifulSoup, Tag
+
         soup = BeautifulSoup(response.text, "html.parser")
         forms = [f for f in soup.find_all("form") if isinstance(f, Tag)]
         # oauth2-proxy sign-in page (KF 1.9.1+): submit its GET form to /oauth2/start
@@ -218,6 +222,8 @@ class _Walker:
 
     @staticmethod
     def inputs(form: Tag) -> dict[str, str]:
+        from bs4 import Tag
+
         values: dict[str, str] = {}
         for field_ in form.find_all("input"):
             if isinstance(field_, Tag) and field_.get("name") and field_.get("type", "text") in ("hidden", "text"):
@@ -226,6 +232,8 @@ class _Walker:
 
     @staticmethod
     def connectors(soup: BeautifulSoup, url: str) -> dict[str, tuple[str, str]]:
+        from bs4 import Tag
+
         found: dict[str, tuple[str, str]] = {}
         for a in soup.find_all("a", href=True):
             if not isinstance(a, Tag):
