@@ -248,3 +248,18 @@ def test_allow_insecure_http_warns_and_loopback_or_https_pass_silently(capsys: p
     check_plain_http("http://kf.example.com/pipeline", True, "the Dex password")
     assert capsys.readouterr().err == (
         "kfp-ci: warning: sending the Dex password over plain http to kf.example.com (--allow-insecure-http)\n")
+
+
+@pytest.mark.parametrize(("kind", "seen"), [("o2p-1.9.1", "HTTP 401 at {url}/pipeline/apis/v2beta1/healthz"),
+                                            ("as-1.7", "HTTP 200, a login page at {url}/dex/auth/local/login")])
+def test_no_credentials_for_a_gateway_is_one_line_from_any_command(kind: str, seen: str) -> None:
+    from kfp_ci.auth import client_from_settings
+    from kfp_ci.config import Settings
+    from kfp_ci.errors import AuthError
+
+    with Fake(kind) as fake, client_from_settings(Settings(host=fake.url + "/pipeline")) as client:
+        with pytest.raises(AuthError) as err:
+            client.list_experiments()
+    assert str(err.value) == (
+        f"the server requires a login ({seen.format(url=fake.url)}): set KFP_CI_USERNAME and KFP_CI_PASSWORD (Dex), "
+        "KFP_CI_TOKEN (token) or KFP_CI_COOKIE (cookie), or run kfp-ci login --save")

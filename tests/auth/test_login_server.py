@@ -239,8 +239,12 @@ def test_no_credentials_for_a_login_server_says_what_to_set(kfp_server: Any, sha
     srv = kfp_server(auth="dex", execute=False, dex_shape=shape)
     result = CliRunner().invoke(main, ["login", "--host", srv.url])
     assert result.exit_code == 3
-    assert result.stderr.startswith("kfp-ci: error: the server requires a login: set KFP_CI_USERNAME and "
-                                    "KFP_CI_PASSWORD (Dex), KFP_CI_TOKEN (token) or KFP_CI_COOKIE (cookie) [")
+    # 1.9.1+: API routes answer 401 {}; authservice: a 302 to Dex, so a 200 HTML password page
+    seen = "HTTP 401" if shape == "oauth2-proxy" else "HTTP 200, a login page"
+    where = f"{srv.url}/apis/v2beta1/healthz" if shape == "oauth2-proxy" else f"{srv.url}/dex/auth/local/login"
+    assert result.stderr.strip() == (
+        f"kfp-ci: error: the server requires a login ({seen} at {where}): set KFP_CI_USERNAME and KFP_CI_PASSWORD "
+        "(Dex), KFP_CI_TOKEN (token) or KFP_CI_COOKIE (cookie), or run kfp-ci login --save")
 
 
 def test_connector_asked_for_but_dex_has_only_local(kfp_server: Any) -> None:

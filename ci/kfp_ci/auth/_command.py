@@ -13,7 +13,7 @@ from kfp_ci._http import normalize_host
 from kfp_ci.auth import _cache
 from kfp_ci.auth._dex import Session
 from kfp_ci.auth._modes import build_auth, cookie_value, effective_mode, login, verify
-from kfp_ci.auth._session import DexSession
+from kfp_ci.auth._session import DexSession, NoCredentials
 from kfp_ci.config import Settings
 from kfp_ci.errors import AuthError, ConfigError, Unauthenticated, UsageError
 
@@ -57,17 +57,14 @@ def login_command(app: Any, settings: Settings, save: bool = False, print_cookie
             auth = build_auth(settings, host, debug_dir=debug_dir)
             session = auth.session if isinstance(auth, DexSession) else None
     else:
-        auth = build_auth(settings, host, debug_dir=debug_dir)
+        auth = build_auth(settings, host, debug_dir=debug_dir) or NoCredentials()
     client = Client(host, namespace=settings.namespace, auth=auth, verify=verify(settings), timeout=settings.timeout)
     with client:
         try:
             server = client.server
-        except (AuthError, Unauthenticated) as exc:
+        except (AuthError, Unauthenticated):
             if session is not None and session.kind == "cached":
-                _cache.forget(host)
-            if mode == "none":
-                raise AuthError("the server requires a login: set KFP_CI_USERNAME and KFP_CI_PASSWORD (Dex), "
-                                f"KFP_CI_TOKEN (token) or KFP_CI_COOKIE (cookie) [{exc}]") from exc
+                _cache.forget(host)  # refused: later commands must not reuse it
             raise
         user, spaces = _namespaces(client, host)
     who = user or settings.username or "anonymous"

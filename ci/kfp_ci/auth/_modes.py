@@ -11,7 +11,7 @@ import httpx
 from kfp_ci._http import BearerToken, CookieAuth, TokenFile, build_http_client, normalize_host
 from kfp_ci.auth import _cache
 from kfp_ci.auth._dex import Session, check_plain_http, dex_login
-from kfp_ci.auth._session import DexSession
+from kfp_ci.auth._session import DexSession, NoCredentials
 from kfp_ci.config import Settings, read_secret
 from kfp_ci.errors import ConfigError, UsageError
 
@@ -140,6 +140,8 @@ def client_from_settings(settings: Settings) -> Any:
         cached = _cache.load(host)
         if cached:
             auth = DexSession(Session(cached, "cached"), None)
+    if auth is None:
+        auth = NoCredentials()
     return Client(host, namespace=settings.namespace, auth=auth, verify=verify(settings), timeout=settings.timeout)
 
 

@@ -11,7 +11,11 @@ from kfp_ci._http import is_html, looks_like_login
 from kfp_ci.auth._dex import Session
 from kfp_ci.errors import AuthError
 
-__all__ = ["DexSession", "needs_login"]
+__all__ = ["NO_CREDENTIALS", "DexSession", "NoCredentials", "needs_login"]
+
+
+NO_CREDENTIALS = ("set KFP_CI_USERNAME and KFP_CI_PASSWORD (Dex), KFP_CI_TOKEN (token) or KFP_CI_COOKIE (cookie), "
+                  "or run kfp-ci login --save")
 
 
 def needs_login(response: httpx.Response) -> bool:
@@ -63,3 +67,18 @@ class DexSession(httpx.Auth):
         fresh = self._login(session)
         self._apply(request, fresh)
         yield request
+
+
+class NoCredentials(httpx.Auth):
+    """Mode ``none``: sends nothing; a login page, a sign-in 403 or a 401 becomes one line saying what to set."""
+
+    requires_response_body = True
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        response = yield request
+        if needs_login(response):
+            url = response.url
+            where = f"{url.scheme}://{url.netloc.decode()}{url.path}"
+            kind = ", a login page" if is_html(response) else ""
+            raise AuthError(f"the server requires a login (HTTP {response.status_code}{kind} at {where}): "
+                            f"{NO_CREDENTIALS}")
