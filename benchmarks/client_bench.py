@@ -27,6 +27,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import _installed
+
 ROOT = Path(__file__).resolve().parents[1]
 PIPELINE = "bench-pipeline"
 
@@ -139,6 +141,7 @@ def compile_package(out: Path) -> Path:
 
 
 def main() -> int:
+    _installed.prepare()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--compat", default="2.17", choices=("2.17", "2.5"),

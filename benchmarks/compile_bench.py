@@ -23,6 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import _installed
+
 BIN = Path(sys.executable).parent
 KFP = [str(BIN / "kfp")]
 KFP_CI = [str(BIN / "kfp-ci")] if (BIN / "kfp-ci").exists() else [sys.executable, "-m", "kfp_ci"]
@@ -75,6 +77,7 @@ def _time(argv: list[str], cwd: Path) -> float:
 
 
 def main() -> int:
+    _installed.prepare()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5, help="runs per kfp-ci measurement (median)")
     parser.add_argument("--kfp-runs", type=int, default=1, help="sequential passes of 24 kfp dsl compile calls")

@@ -27,6 +27,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import _installed
+
 ROOT = Path(__file__).resolve().parents[1]
 USER, PASSWORD = "user@example.com", "12341234"
 
@@ -143,6 +145,7 @@ def _requests(stdout: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    _installed.prepare()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--auth", choices=["dex", "none"], default="dex", help="Login emulation (default dex).")

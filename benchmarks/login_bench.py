@@ -18,6 +18,7 @@ import time
 import warnings
 from pathlib import Path
 
+import _installed
 import httpx
 
 from kfp_ci.auth import DexSession
@@ -35,6 +36,7 @@ SHAPES = {
 
 
 def main() -> None:
+    _installed.prepare()
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=15)
     args = parser.parse_args()

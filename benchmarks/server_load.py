@@ -20,6 +20,7 @@ import threading
 import time
 from pathlib import Path
 
+import _installed
 import httpx
 
 PACKAGE = """\
@@ -122,6 +123,7 @@ async def main_async(url: str, clients: int, calls: int) -> int:
 
 
 def main() -> int:
+    _installed.prepare()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--calls", type=int, default=20)
