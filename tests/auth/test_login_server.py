@@ -253,3 +253,15 @@ def test_connector_asked_for_but_dex_has_only_local(kfp_server: Any) -> None:
     assert result.exit_code == 3
     assert result.stderr.strip() == ("kfp-ci: error: Dex offers no connector 'ldap': choose --dex-connector from: "
                                      "local (the only one)")
+
+
+def test_multi_user_login_checks_the_configured_namespace(kfp_server: Any) -> None:
+    srv = kfp_server(auth="dex", execute=False, multi_user=True,
+                     profiles={"user@example.com": ("team-a",), "other@example.com": ("team-b",)})
+    mine = run_login(srv.url, env={"KFP_CI_NAMESPACE": "team-a"})
+    theirs = run_login(srv.url, env={"KFP_CI_NAMESPACE": "team-b"})
+    assert (mine.exit_code, theirs.exit_code) == (0, 0), mine.output + theirs.output
+    assert mine.stdout.splitlines()[1:] == ["namespaces: team-a", "namespace team-a: allowed"]
+    assert theirs.stdout.splitlines()[1:] == ["namespaces: team-a"]
+    assert theirs.stderr.strip() == ("kfp-ci: warning: namespace team-b: KFP refused access for user@example.com "
+                                     "(check --namespace / KFP_CI_NAMESPACE and the profile's contributors)")

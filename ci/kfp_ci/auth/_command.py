@@ -15,7 +15,7 @@ from kfp_ci.auth._dex import Session
 from kfp_ci.auth._modes import build_auth, cookie_value, effective_mode, login, verify
 from kfp_ci.auth._session import DexSession, NoCredentials
 from kfp_ci.config import Settings
-from kfp_ci.errors import AuthError, ConfigError, Unauthenticated, UsageError
+from kfp_ci.errors import ApiError, AuthError, ConfigError, PermissionDenied, Unauthenticated, UsageError
 
 __all__ = ["login_command"]
 
@@ -36,6 +36,19 @@ def _namespaces(client: Any, host: str) -> tuple[str | None, list[str]]:
     user = body.get("user") if isinstance(body, dict) else None
     spaces = [str(n.get("namespace")) for n in body.get("namespaces", []) if isinstance(n, dict)] if user else []
     return (str(user) if user else None), spaces
+
+
+def _namespace_allowed(client: Any, namespace: str) -> str:
+    """Why KFP refuses the logged-in user ``namespace`` ('' when it lets them list experiments there)."""
+    try:
+        client.list_experiments(namespace=namespace, page_size=1)
+    except Unauthenticated:
+        raise
+    except PermissionDenied:
+        return "refused access"
+    except ApiError as exc:
+        return f"answered {exc}"
+    return ""
 
 
 def login_command(app: Any, settings: Settings, save: bool = False, print_cookie: bool = False,
@@ -67,6 +80,7 @@ def login_command(app: Any, settings: Settings, save: bool = False, print_cookie
                 _cache.forget(host)  # refused: later commands must not reuse it
             raise
         user, spaces = _namespaces(client, host)
+        allowed = _namespace_allowed(client, settings.namespace) if server.multi_user and settings.namespace else None
     who = user or settings.username or "anonymous"
     how = {"none": "no auth", "token": "bearer token", "cookie": "cookie"}.get(mode, "dex session")
     if session is not None and session.kind not in ("", "cached"):
@@ -74,6 +88,11 @@ def login_command(app: Any, settings: Settings, save: bool = False, print_cookie
     _console.out(f"logged in to {host} as {who} ({how}; KFP {server.version or '?'}, API {server.api})")
     if server.multi_user:
         _console.out("namespaces: " + (", ".join(spaces) if spaces else "(none found)"))
+        if allowed == "":
+            _console.out(f"namespace {settings.namespace}: allowed")
+        elif allowed is not None:
+            _console.warn(f"namespace {settings.namespace}: KFP {allowed} for {who} (check --namespace / "
+                          "KFP_CI_NAMESPACE and the profile's contributors)")
     cookie_header = session.header() if session is not None else (cookie_value(settings) if mode == "cookie" else None)
     _secrets.register(cookie_header, github_mask=False)  # masked in GitHub logs just below, when printed
     if save:
