@@ -62,8 +62,8 @@ def test_in_cluster_dex_redirect_names_the_setting() -> None:
     assert result.exit_code == 3
     assert result.stderr.strip() == (
         "kfp-ci: error: the login redirected to the in-cluster Dex URL http://dex.auth.svc.cluster.local:5556/dex/auth, "  # noqa: E501
-        "which this runner cannot reach: set oauth2-proxy's login_url (or oidc-authservice's OIDC_AUTH_URL) to the "
-        "relative /dex/auth and turn off OIDC discovery")
+        "which this runner cannot reach: oauth2-proxy has an absolute login_url or OIDC discovery on; set "
+        'login_url = "/dex/auth" and skip_oidc_discovery = true (oidc-authservice: OIDC_AUTH_URL=/dex/auth)')
 
 
 def test_lost_state_cookie_is_a_csrf_error() -> None:

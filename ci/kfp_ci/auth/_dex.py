@@ -103,8 +103,9 @@ class _Walker:
             host = urlsplit(url).hostname or url
             if host.endswith((".svc", ".cluster.local")) or ("." not in host and not is_loopback(host)):
                 raise LoginError(f"the login redirected to the in-cluster Dex URL {_strip(url)}, which this runner "
-                                 "cannot reach: set oauth2-proxy's login_url (or oidc-authservice's OIDC_AUTH_URL) to "
-                                 "the relative /dex/auth and turn off OIDC discovery")
+                                 "cannot reach: oauth2-proxy has an absolute login_url or OIDC discovery on; set "
+                                 'login_url = "/dex/auth" and skip_oidc_discovery = true (oidc-authservice: '
+                                 "OIDC_AUTH_URL=/dex/auth)")
             raise LoginError(f"the login redirected off {self.origin[1]} to {_strip(url)}: not following it "
                              "with credentials (log in with a token or a cookie instead)")
         try:
