@@ -40,7 +40,7 @@ class Fake:
     def __init__(self, kind: str, *, big_cookie: bool = False, in_cluster: bool = False, drop_state: bool = False,
                  connectors: tuple[str, ...] = ("local",), off_host: bool = False,
                  tls: tuple[str, str] | None = None, prefix: str = "", absolute: bool = False,
-                 secure_cookies: bool = False) -> None:
+                 secure_cookies: bool = False, api: bool = True) -> None:
         self.kind = kind
         self.big_cookie = big_cookie
         self.in_cluster = in_cluster
@@ -50,6 +50,7 @@ class Fake:
         self.prefix = prefix  # the gateway lives under this path (e.g. /kubeflow)
         self.absolute = absolute  # Location headers carry scheme and host
         self.secure_cookies = secure_cookies  # oauth2-proxy cookie_secure (FORCE_HTTPS=true), even over http
+        self.api = api  # False: a gateway with no KFP behind it (every path is the dashboard)
         self.api_calls = 0  # authenticated KFP API calls answered
         self.sessions: set[str] = set()
         self.reqs: dict[str, dict[str, str]] = {}
@@ -119,7 +120,9 @@ class Fake:
         elif path == self.callback:
             self.finish(h, q, cookies)
         elif self.authenticated(cookies):
-            if path.endswith("/apis/v2beta1/healthz"):
+            if not self.api:
+                self.reply(h, 200, "<html><title>Kubeflow Central Dashboard</title></html>")
+            elif path.endswith("/apis/v2beta1/healthz"):
                 self.reply(h, 200, json.dumps({"commit_sha": "x", "tag_name": "2.5.0", "multi_user": False}),
                            "application/json")
             elif path.endswith("/apis/v2beta1/experiments"):  # the KFP API behind the gateway: a list call

@@ -263,3 +263,13 @@ def test_no_credentials_for_a_gateway_is_one_line_from_any_command(kind: str, se
     assert str(err.value) == (
         f"the server requires a login ({seen.format(url=fake.url)}): set KFP_CI_USERNAME and KFP_CI_PASSWORD (Dex), "
         "KFP_CI_TOKEN (token) or KFP_CI_COOKIE (cookie), or run kfp-ci login --save")
+
+
+def test_cookies_without_a_json_healthz_are_not_a_login() -> None:
+    with Fake("o2p-1.9.1", api=False) as fake:
+        result = login(fake.url)
+    assert result.exit_code == 3
+    assert result.stderr.strip() == (
+        f"kfp-ci: error: the login set session cookies, but the authenticated healthz at {fake.url}/pipeline"
+        "/apis/v2beta1/healthz answered HTTP 200 text/html, not JSON: check the host (the API is usually under "
+        "/pipeline)")

@@ -172,8 +172,9 @@ def test_session_ttl_ends_sessions_and_client_logs_in_again(kfp_server: Any) -> 
         assert isinstance(auth, DexSession) and auth.logins == 2
 
 
-def test_auto_mode_without_login_server_uses_no_auth(kfp_server: Any) -> None:
-    srv = kfp_server(execute=False)
+@pytest.mark.parametrize("compat", ["2.17", "1.8"])
+def test_auto_mode_without_login_server_uses_no_auth(kfp_server: Any, compat: str) -> None:
+    srv = kfp_server(execute=False, compat=compat)
     result = CliRunner().invoke(main, ["login", "--host", srv.url],
                                 env={"KFP_CI_USERNAME": "user@example.com", "KFP_CI_PASSWORD": PASSWORD})
     assert result.exit_code == 0, result.output
@@ -265,3 +266,12 @@ def test_multi_user_login_checks_the_configured_namespace(kfp_server: Any) -> No
     assert theirs.stdout.splitlines()[1:] == ["namespaces: team-a"]
     assert theirs.stderr.strip() == ("kfp-ci: warning: namespace team-b: KFP refused access for user@example.com "
                                      "(check --namespace / KFP_CI_NAMESPACE and the profile's contributors)")
+
+
+def test_healthz_falls_back_to_v1beta1_on_kfp_1_8(kfp_server: Any) -> None:
+    srv = kfp_server(auth="dex", execute=False, compat="1.8", dex_shape="authservice", kubeflow_version="1.5",
+                     dex_url_shape="old")
+    result = run_login(srv.url)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith(f"logged in to {srv.url}/pipeline as user@example.com (dex via authservice; KFP ")
+    assert "API v1beta1)" in result.stdout.splitlines()[0]

@@ -9,6 +9,7 @@ proven: the session cookie(s) exist and an authenticated healthz answers JSON.
 from __future__ import annotations
 
 import ipaddress
+import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,7 +25,8 @@ from kfp_ci.errors import ConnectError, LoginError, UsageError
 if TYPE_CHECKING:  # bs4 costs ~0.15 s to import: only a login that meets a page pays for it
     from bs4 import BeautifulSoup, Tag
 
-__all__ = ["SESSION_COOKIE", "Session", "check_plain_http", "dex_login", "is_loopback", "verify_session"]
+__all__ = ["SESSION_COOKIE", "Session", "check_plain_http", "dex_login", "healthz_body", "is_loopback",
+           "verify_session"]
 
 SESSION_COOKIE = re.compile(r"^(oauth2_proxy_kubeflow(_\d+)?|_oauth2_proxy(_\d+)?|authservice_session)$")
 MAX_STEPS = 30
@@ -274,6 +276,17 @@ def _message(soup: BeautifulSoup) -> str:
     return soup.get_text(" ", strip=True)[:200]
 
 
+def healthz_body(response: httpx.Response) -> dict[str, object] | None:
+    """The JSON object of a 200 healthz, else None (KFP 1.x writes its JSON as text/plain, so sniff the body)."""
+    if response.status_code != 200 or "html" in response.headers.get("content-type", ""):
+        return None
+    try:
+        body = json.loads(response.content)
+    except ValueError:
+        return None
+    return body if isinstance(body, dict) else None
+
+
 def verify_session(http: httpx.Client, host: str, session: Session,
                    send: Callable[..., httpx.Response] | None = None) -> dict[str, object]:
     """An authenticated healthz that answers JSON; returns its body. Raises LoginError otherwise.
@@ -288,9 +301,9 @@ def verify_session(http: httpx.Client, host: str, session: Session,
         response = (send or plain)("GET", host.rstrip("/") + suffix,
                                    headers={"Cookie": session.header(), "Accept": "application/json"})
         ctype = response.headers.get("content-type", "")
-        if response.status_code == 200 and "json" in ctype:
-            body = response.json()
-            return body if isinstance(body, dict) else {}
+        body = healthz_body(response)
+        if body is not None:
+            return body
         last = f"HTTP {response.status_code} {ctype.split(';')[0] or 'no content type'}"
         if response.status_code != 404:
             break

@@ -10,7 +10,7 @@ import httpx
 
 from kfp_ci._http import BearerToken, CookieAuth, TokenFile, build_http_client, normalize_host
 from kfp_ci.auth import _cache
-from kfp_ci.auth._dex import Session, check_plain_http, dex_login
+from kfp_ci.auth._dex import Session, check_plain_http, dex_login, healthz_body
 from kfp_ci.auth._session import DexSession, NoCredentials
 from kfp_ci.config import Settings, read_secret
 from kfp_ci.errors import ConfigError, UsageError
@@ -56,11 +56,14 @@ def resolve_mode(settings: Settings) -> str:
 def _open_without_login(settings: Settings, host: str) -> bool:
     """True when an unauthenticated healthz already answers JSON (auto mode: no login needed)."""
     with build_http_client(auth=None, verify=verify(settings), timeout=settings.timeout, transport=None) as http:
-        try:
-            response = http.get(host.rstrip("/") + "/apis/v2beta1/healthz", follow_redirects=False)
-        except httpx.HTTPError:
-            return False
-    return response.status_code == 200 and "json" in response.headers.get("content-type", "")
+        for version in ("v2beta1", "v1beta1"):
+            try:
+                response = http.get(f"{host.rstrip('/')}/apis/{version}/healthz", follow_redirects=False)
+            except httpx.HTTPError:
+                return False
+            if response.status_code != 404:
+                return healthz_body(response) is not None
+    return False
 
 
 def effective_mode(settings: Settings, host: str) -> str:
