@@ -275,3 +275,11 @@ def test_healthz_falls_back_to_v1beta1_on_kfp_1_8(kfp_server: Any) -> None:
     assert result.exit_code == 0, result.output
     assert result.stdout.startswith(f"logged in to {srv.url}/pipeline as user@example.com (dex via authservice; KFP ")
     assert "API v1beta1)" in result.stdout.splitlines()[0]
+
+
+def test_dex_mode_against_an_open_server_says_no_login_is_needed(kfp_server: Any) -> None:
+    srv = kfp_server(execute=False)
+    result = run_login(srv.url)
+    assert result.exit_code == 3
+    assert result.stderr.strip() == (f"kfp-ci: error: {srv.url}/pipeline needs no login (its API answers without a "
+                                     "session): use --auth none (or auto)")

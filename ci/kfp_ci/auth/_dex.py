@@ -138,6 +138,14 @@ class _Walker:
     # ------------------------------------------------------------------------------------------------ walk
     def run(self) -> Session:
         response = self.send("GET", self.host + "/", headers={"Accept": "text/html"})
+        if response.status_code == 200:  # no gateway redirect or sign-in page at all: is the API simply open?
+            for version in ("v2beta1", "v1beta1"):
+                probe = self.send("GET", f"{self.host}/apis/{version}/healthz", headers={"Accept": "application/json"})
+                if probe.status_code != 404:
+                    break
+            if healthz_body(probe) is not None:
+                raise LoginError(f"{self.host} needs no login (its API answers without a session): use --auth none "
+                                 "(or auto)")
         for _ in range(MAX_STEPS):
             session = self.session()
             if session.cookies:
