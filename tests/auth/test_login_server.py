@@ -283,3 +283,18 @@ def test_dex_mode_against_an_open_server_says_no_login_is_needed(kfp_server: Any
     assert result.exit_code == 3
     assert result.stderr.strip() == (f"kfp-ci: error: {srv.url}/pipeline needs no login (its API answers without a "
                                      "session): use --auth none (or auto)")
+
+
+def test_token_file_is_read_again_when_it_rotates(kfp_server: Any, tmp_path: Path) -> None:
+    from kfp_ci.auth import client_from_settings
+    from kfp_ci.config import Settings
+    from kfp_ci.errors import Unauthenticated
+
+    srv = kfp_server(auth="token", execute=False, tokens={"tok-new-222222": "user@example.com"})
+    token_file = tmp_path / "token"
+    token_file.write_text("tok-old-111111\n")
+    with client_from_settings(Settings(host=srv.url, token_file=token_file)) as client:
+        with pytest.raises(Unauthenticated):
+            client.list_experiments()
+        token_file.write_text("tok-new-222222\n")  # the kubelet rotated the projected token
+        assert client.list_experiments().experiments == ()
