@@ -273,3 +273,13 @@ def test_cookies_without_a_json_healthz_are_not_a_login() -> None:
         f"kfp-ci: error: the login set session cookies, but the authenticated healthz at {fake.url}/pipeline"
         "/apis/v2beta1/healthz answered HTTP 200 text/html, not JSON: check the host (the API is usually under "
         "/pipeline)")
+
+
+def test_a_stale_cookie_is_refused_in_one_line() -> None:
+    with Fake("o2p-1.9.1") as fake:
+        result = CliRunner().invoke(main, ["login", "--host", fake.url + "/pipeline"],
+                                    env={"KFP_CI_COOKIE": "oauth2_proxy_kubeflow=stale-value-123"})
+    assert result.exit_code == 3
+    assert result.stderr.strip() == ("kfp-ci: error: the server refused the session cookie (HTTP 401 on healthz): it "
+                                     "expired or belongs to another host; log in again (kfp-ci login --print-cookie)")
+    assert "stale-value-123" not in result.output

@@ -120,6 +120,9 @@ def test_token_mode(kfp_server: Any) -> None:
     assert "as user@example.com (bearer token;" in ok.stdout
     bad = CliRunner().invoke(main, ["login", "--host", srv.url], env={"KFP_CI_TOKEN": "tok-wrong-999"})
     assert bad.exit_code == 3, bad.output
+    assert bad.stderr.strip() == ("kfp-ci: error: the server refused the bearer token (HTTP 401 on healthz): check "
+                                  "KFP_CI_TOKEN or the token file (expired, or an issuer/audience the gateway does "
+                                  "not trust)")
 
 
 def test_no_secret_in_any_output_or_file(kfp_server: Any, tmp_path: Path) -> None:

@@ -38,6 +38,14 @@ def _namespaces(client: Any, host: str) -> tuple[str | None, list[str]]:
     return (str(user) if user else None), spaces
 
 
+_REFUSED = {
+    "token": ("the bearer token", "check KFP_CI_TOKEN or the token file (expired, or an issuer/audience the gateway "
+              "does not trust)"),
+    "cookie": ("the session cookie", "it expired or belongs to another host; log in again (kfp-ci login "
+               "--print-cookie)"),
+}
+
+
 def _namespace_allowed(client: Any, namespace: str) -> str:
     """Why KFP refuses the logged-in user ``namespace`` ('' when it lets them list experiments there)."""
     try:
@@ -75,9 +83,12 @@ def login_command(app: Any, settings: Settings, save: bool = False, print_cookie
     with client:
         try:
             server = client.server
-        except (AuthError, Unauthenticated):
+        except (AuthError, Unauthenticated) as exc:
             if session is not None and session.kind == "cached":
                 _cache.forget(host)  # refused: later commands must not reuse it
+            if isinstance(exc, Unauthenticated) and mode in _REFUSED:
+                what, advice = _REFUSED[mode]
+                raise AuthError(f"the server refused {what} (HTTP {exc.status} on healthz): {advice}") from None
             raise
         user, spaces = _namespaces(client, host)
         allowed = _namespace_allowed(client, settings.namespace) if server.multi_user and settings.namespace else None
