@@ -34,7 +34,7 @@ from kfp_ci._protowire import (
     to_double,
     to_signed,
 )
-from kfp_ci.errors import GateFailed, KfpCiError, NotKfpError, ServerError
+from kfp_ci.errors import GateFailed, NotKfpError, ServerError
 
 __all__ = [
     "METRICS_TYPE",
@@ -398,18 +398,11 @@ def mlmd_run_metrics(mlmd: MlmdClient, run_id: str) -> RunMetrics:
     return RunMetrics(run_id, "ML Metadata (gRPC-web)", tuple(entries))
 
 
-def _http_of(client: Any) -> httpx.Client:
-    http = getattr(client, "http", None) or getattr(client, "_http", None)
-    if not isinstance(http, httpx.Client):
-        raise KfpCiError("the KFP client exposes no HTTP session to reach ML Metadata with")
-    return http
-
-
 def read_run_metrics(client: Any, run_id: str) -> RunMetrics:
     """A run's metrics from wherever its KFP generation keeps them."""
     server = client.server
     if server.api == "v1beta1":
-        body = client._get(client.dialect.get_run(run_id), f"get run {run_id}")
+        body = client.get_run_raw(run_id)
         return v1_run_metrics(run_id, body)
-    mlmd = MlmdClient(_http_of(client), mlmd_base_url(client.host))
+    mlmd = MlmdClient(client.http, mlmd_base_url(client.host))
     return mlmd_run_metrics(mlmd, run_id)

@@ -156,6 +156,12 @@ class Client:
         return self._base
 
     @property
+    def http(self) -> httpx.Client:
+        """The underlying httpx session, with auth, TLS, proxies and timeouts applied: for endpoints next to the
+        KFP REST API (the dashboard's ``/api/workgroup/env-info``, ML Metadata's gRPC-web route)."""
+        return self._http
+
+    @property
     def server(self) -> ServerInfo:
         """API generation, version and multi-user mode, from one (lazy) healthz call."""
         if self._server is None:
@@ -540,6 +546,11 @@ class Client:
             if run.display_name == name and (run.created_at is None or run.created_at >= since - timedelta(seconds=5)):
                 return dict(raw)
         return None
+
+    def get_run_raw(self, run_id: str) -> Mapping[str, Any]:
+        """The run as the server's API generation answers it (e.g. v1beta1's ``run.metrics``), unparsed."""
+        body: Mapping[str, Any] = self._get(self.dialect.get_run(run_id), f"get run {run_id}")
+        return body
 
     def get_run(self, run_id: str) -> Run:
         return Run.from_json(self._get(self.dialect.get_run(run_id), f"get run {run_id}"))

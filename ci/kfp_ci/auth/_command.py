@@ -27,7 +27,7 @@ def _namespaces(client: Any, host: str) -> tuple[str | None, list[str]]:
     parts = urlsplit(host)
     url = f"{parts.scheme}://{parts.netloc}/api/workgroup/env-info"
     try:
-        response = client._http.get(url)
+        response = client.http.get(url)
     except httpx.HTTPError:
         return None, []
     if response.status_code != 200 or "json" not in response.headers.get("content-type", ""):
