@@ -25,7 +25,8 @@ def _namespaces(client: Any, host: str) -> tuple[str | None, list[str]]:
     from urllib.parse import urlsplit
 
     parts = urlsplit(host)
-    url = f"{parts.scheme}://{parts.netloc}/api/workgroup/env-info"
+    prefix = parts.path.rstrip("/").removesuffix("/pipeline")  # the dashboard sits next to /pipeline
+    url = f"{parts.scheme}://{parts.netloc}{prefix}/api/workgroup/env-info"
     try:
         response = client.http.get(url)
     except httpx.HTTPError:
