@@ -111,3 +111,30 @@ def test_cache_file_is_private_keyed_by_host_and_ignores_other_hosts(tmp_path: P
     _cache.forget(host)
     assert not path.exists()
     assert os.listdir(path.parent) == []
+
+
+def test_threads_hitting_an_expired_session_log_in_once() -> None:
+    import threading
+
+    gateway = Gateway("fresh-2", httpx.Response(401, json={}))
+    logins: list[int] = []
+    entered = threading.Barrier(4)
+
+    def slow_relogin() -> Session:
+        logins.append(1)
+        return Session({"oauth2_proxy_kubeflow": "fresh-2"}, "oauth2-proxy")
+
+    auth = DexSession(Session({"oauth2_proxy_kubeflow": "expired-1"}, "cached"), slow_relogin)
+    results: list[int] = []
+    with httpx.Client(transport=httpx.MockTransport(gateway), auth=auth) as http:
+        def call() -> None:
+            entered.wait()
+            results.append(http.get("http://127.0.0.1/apis/v2beta1/healthz").status_code)
+
+        threads = [threading.Thread(target=call) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert results == [200] * 4
+    assert logins == [1]
