@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import sys
-import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,6 +63,8 @@ class _Group(click.Group):
 def _report(ctx: click.Context, exc: BaseException, line: str) -> None:
     app = ctx.find_object(App)
     if app is not None and app.verbose:
+        import traceback
+
         sys.stderr.write(redact("".join(traceback.format_exception(exc))))
     _console.error(line)
     if _console.in_github_actions():

@@ -33,10 +33,14 @@ from typing import Any
 from kfp_ci._secrets import register
 from kfp_ci.errors import ConfigError
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on Python 3.10 only
-    import tomli as tomllib
+
+def _toml() -> Any:
+    """tomllib (tomli on 3.10), imported only when a pyproject.toml is read: ``--help`` never pays for it."""
+    if sys.version_info >= (3, 11):
+        import tomllib as module
+    else:  # pragma: no cover - Python 3.10 only
+        import tomli as module
+    return module
 
 __all__ = [
     "AUTH_MODES",
@@ -179,8 +183,8 @@ def find_pyproject(start: Path) -> Path | None:
         candidate = directory / "pyproject.toml"
         if candidate.is_file():
             try:
-                data = tomllib.loads(candidate.read_text(encoding="utf-8"))
-            except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError):
+                data = _toml().loads(candidate.read_text(encoding="utf-8"))
+            except (OSError, _toml().TOMLDecodeError, UnicodeDecodeError):
                 continue
             if isinstance(data.get("tool"), dict) and "kfp-ci" in data["tool"]:
                 return candidate
@@ -188,11 +192,12 @@ def find_pyproject(start: Path) -> Path | None:
 
 
 def _read_table(path: Path) -> dict[str, Any]:
+    toml = _toml()
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        data = toml.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
-    except tomllib.TOMLDecodeError as exc:
+    except toml.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from exc
     table = data.get("tool", {}).get("kfp-ci", {})
     if not isinstance(table, dict):
