@@ -15,7 +15,7 @@ import threading
 import zipfile
 from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -23,6 +23,9 @@ from kfp_ci.local._compat import GRPC_HTTP, Compat
 from kfp_ci.local._executor import TERMINAL, Executor, set_state
 from kfp_ci.local._scheduler import cron_error
 from kfp_ci.local._store import Record, Store, new_id, now
+
+if TYPE_CHECKING:
+    from kfp_ci.local._app import Req, Resp
 
 Query = Mapping[str, str]
 _Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -665,3 +668,30 @@ class Model:
             def note(r: Record) -> None:
                 r["error"] = message
             self.store.update("recurring", rec["id"], note)
+
+
+def resp(status: int, body: Any) -> Resp:
+    """A JSON answer (``_app`` imports this module, so ``Resp`` is imported when first needed)."""
+    from kfp_ci.local._app import Resp
+
+    return Resp(status, body)
+
+
+class Handlers:
+    """The base of both API generations' handlers: the model, and the handlers that do not differ."""
+
+    def __init__(self, model: Model) -> None:
+        self.m = model
+
+    def enable(self, req: Req) -> Resp:
+        self.m.set_enabled(req.params["id"], req.user, True)
+        return resp(200, {})
+
+    def disable(self, req: Req) -> Resp:
+        self.m.set_enabled(req.params["id"], req.user, False)
+        return resp(200, {})
+
+    def delete_recurring(self, req: Req) -> Resp:
+        rec = self.m.recurring(req.params["id"], req.user)
+        self.m.store.delete("recurring", rec["id"])
+        return resp(200, {})

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from kfp_ci.local._api import (
+    Handlers,
     HttpError,
     Model,
     bad,
@@ -20,6 +21,7 @@ from kfp_ci.local._api import (
     spec_parameters,
     ts,
 )
+from kfp_ci.local._api import resp as _resp
 from kfp_ci.local._store import Record
 
 if TYPE_CHECKING:
@@ -49,12 +51,6 @@ FILTER_KEYS = {
 }
 
 
-def _resp(status: int, body: Any) -> Resp:
-    from kfp_ci.local._app import Resp
-
-    return Resp(status, body)
-
-
 def _ref(kind: str, ident: str, relationship: str, name: str = "") -> dict[str, Any]:
     return clean({"key": {"type": kind, "id": ident}, "name": name, "relationship": relationship})
 
@@ -69,10 +65,7 @@ def _refs(body: dict[str, Any]) -> dict[str, str]:
     return out
 
 
-class V1:
-    def __init__(self, model: Model) -> None:
-        self.m = model
-
+class V1(Handlers):
     # ------------------------------------------------------------------------------------------ render
     def _params(self, spec: dict[str, Any]) -> list[dict[str, Any]]:
         out = []
@@ -449,18 +442,6 @@ class V1:
             records = self.m.store.list("recurring", namespace=ns)
         return self._list("recurring", records, req, "jobs", self.job)
 
-    def enable(self, req: Req) -> Resp:
-        self.m.set_enabled(req.params["id"], req.user, True)
-        return _resp(200, {})
-
-    def disable(self, req: Req) -> Resp:
-        self.m.set_enabled(req.params["id"], req.user, False)
-        return _resp(200, {})
-
-    def delete_job(self, req: Req) -> Resp:
-        rec = self.m.recurring(req.params["id"], req.user)
-        self.m.store.delete("recurring", rec["id"])
-        return _resp(200, {})
 
 
 def register(router: Router, model: Model) -> V1:
@@ -497,7 +478,7 @@ def register(router: Router, model: Model) -> V1:
     add("POST", f"{P}/jobs", v.create_job)
     add("GET", f"{P}/jobs", v.list_jobs)
     add("GET", f"{P}/jobs/{{id}}", v.get_job)
-    add("DELETE", f"{P}/jobs/{{id}}", v.delete_job)
+    add("DELETE", f"{P}/jobs/{{id}}", v.delete_recurring)
     add("POST", f"{P}/jobs/{{id}}/enable", v.enable)
     add("POST", f"{P}/jobs/{{id}}/disable", v.disable)
     return v

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from kfp_ci.local._api import (
+    Handlers,
     HttpError,
     Model,
     bad,
@@ -20,6 +21,7 @@ from kfp_ci.local._api import (
     read_package,
     ts,
 )
+from kfp_ci.local._api import resp as _resp
 from kfp_ci.local._store import Record
 
 if TYPE_CHECKING:
@@ -42,12 +44,6 @@ VERSION_FIELDS = {"pipeline_id", "pipeline_version_id", "name", "display_name", 
 MODES = {"MODE_UNSPECIFIED": 0, "ENABLE": 1, "DISABLE": 2}
 
 
-def _resp(status: int, body: Any) -> Resp:
-    from kfp_ci.local._app import Resp
-
-    return Resp(status, body)
-
-
 def _tags(raw: str | None) -> dict[str, str] | None:
     if not raw:
         return None
@@ -64,9 +60,9 @@ def status_of(message: str, code: int = 2) -> dict[str, Any]:
     return {"code": code, "message": message}
 
 
-class V2:
+class V2(Handlers):
     def __init__(self, model: Model) -> None:
-        self.m = model
+        super().__init__(model)
         self.split = model.compat.split_names
 
     # ------------------------------------------------------------------------------------------ render
@@ -455,18 +451,6 @@ class V2:
             records = self.m.store.list("recurring", namespace=ns)
         return self._list("recurring", records, req, "recurringRuns", self.recurring)
 
-    def enable(self, req: Req) -> Resp:
-        self.m.set_enabled(req.params["id"], req.user, True)
-        return _resp(200, {})
-
-    def disable(self, req: Req) -> Resp:
-        self.m.set_enabled(req.params["id"], req.user, False)
-        return _resp(200, {})
-
-    def delete_recurring(self, req: Req) -> Resp:
-        rec = self.m.recurring(req.params["id"], req.user)
-        self.m.store.delete("recurring", rec["id"])
-        return _resp(200, {})
 
 
 def register(router: Router, model: Model) -> V2:
