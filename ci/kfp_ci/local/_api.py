@@ -695,3 +695,21 @@ class Handlers:
         rec = self.m.recurring(req.params["id"], req.user)
         self.m.store.delete("recurring", rec["id"])
         return resp(200, {})
+
+    def terminate_run(self, req: Req) -> Resp:
+        self.m.terminate(req.params["run_id"], req.user)
+        return resp(200, {})
+
+    def delete_run(self, req: Req) -> Resp:
+        self.m.delete_run(req.params["run_id"], req.user)
+        return resp(200, {})
+
+    def archive_run(self, req: Req) -> Resp:
+        r = self.m.run(req.params["run_id"], req.user)
+        self.m.set_storage("run", r["id"], "ARCHIVED")
+        return resp(200, {})
+
+    def unarchive_run(self, req: Req) -> Resp:
+        r = self.m.run(req.params["run_id"], req.user)
+        self.m.set_storage("run", r["id"], "AVAILABLE")
+        return resp(200, {})

@@ -356,24 +356,6 @@ class V1(Handlers):
             records = self.m.store.list("run", namespace=ns)
         return self._list("run", records, req, "runs", self.run)
 
-    def terminate(self, req: Req) -> Resp:
-        self.m.terminate(req.params["run_id"], req.user)
-        return _resp(200, {})
-
-    def delete_run(self, req: Req) -> Resp:
-        self.m.delete_run(req.params["id"], req.user)
-        return _resp(200, {})
-
-    def archive_run(self, req: Req) -> Resp:
-        r = self.m.run(req.params["id"], req.user)
-        self.m.set_storage("run", r["id"], "ARCHIVED")
-        return _resp(200, {})
-
-    def unarchive_run(self, req: Req) -> Resp:
-        r = self.m.run(req.params["id"], req.user)
-        self.m.set_storage("run", r["id"], "AVAILABLE")
-        return _resp(200, {})
-
     def report_metrics(self, req: Req) -> Resp:
         run = self.m.run(req.params["run_id"], req.user)
         body = check_fields(req.json(), {"run_id", "metrics"}, "api.ReportRunMetricsRequest")
@@ -470,10 +452,10 @@ def register(router: Router, model: Model) -> V1:
     add("POST", f"{P}/runs", v.create_run)
     add("GET", f"{P}/runs", v.list_runs)
     add("GET", f"{P}/runs/{{run_id}}", v.get_run)
-    add("DELETE", f"{P}/runs/{{id}}", v.delete_run)
-    add("POST", f"{P}/runs/{{run_id}}/terminate", v.terminate)
-    add("POST", f"{P}/runs/{{id}}:archive", v.archive_run)
-    add("POST", f"{P}/runs/{{id}}:unarchive", v.unarchive_run)
+    add("DELETE", f"{P}/runs/{{run_id}}", v.delete_run)
+    add("POST", f"{P}/runs/{{run_id}}/terminate", v.terminate_run)
+    add("POST", f"{P}/runs/{{run_id}}:archive", v.archive_run)
+    add("POST", f"{P}/runs/{{run_id}}:unarchive", v.unarchive_run)
     add("POST", f"{P}/runs/{{run_id}}:reportMetrics", v.report_metrics)
     add("POST", f"{P}/jobs", v.create_job)
     add("GET", f"{P}/jobs", v.list_jobs)

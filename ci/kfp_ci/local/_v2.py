@@ -383,23 +383,6 @@ class V2(Handlers):
             records = self.m.store.list("run", namespace=ns)
         return self._list("run", records, req, "runs", self.run)
 
-    def terminate_run(self, req: Req) -> Resp:
-        self.m.terminate(req.params["run_id"], req.user)
-        return _resp(200, {})
-
-    def archive_run(self, req: Req) -> Resp:
-        r = self.m.run(req.params["run_id"], req.user)
-        self.m.set_storage("run", r["id"], "ARCHIVED")
-        return _resp(200, {})
-
-    def unarchive_run(self, req: Req) -> Resp:
-        r = self.m.run(req.params["run_id"], req.user)
-        self.m.set_storage("run", r["id"], "AVAILABLE")
-        return _resp(200, {})
-
-    def delete_run(self, req: Req) -> Resp:
-        self.m.delete_run(req.params["run_id"], req.user)
-        return _resp(200, {})
 
     def retry_run(self, req: Req) -> Resp:
         r = self.m.run(req.params["run_id"], req.user)
