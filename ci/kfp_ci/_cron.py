@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 
+from kfp_ci._record import Record
 from kfp_ci.errors import UsageError
 
 __all__ = ["Schedule", "next_fire_times", "parse_every", "parse_schedule"]
@@ -44,8 +44,7 @@ _FIELDS: list[tuple[str, int, int, list[str] | None, int]] = [
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
-@dataclass(frozen=True)
-class Schedule:
+class Schedule(Record):
     """A validated schedule: exactly one of ``cron`` (KFP 6-field form) or ``interval_seconds``."""
 
     cron: str | None = None
@@ -175,8 +174,7 @@ def _parse_field(value: str, index: int, expr: str) -> frozenset[int]:
     return frozenset(result)
 
 
-@dataclass(frozen=True)
-class _Compiled:
+class _Compiled(Record):
     seconds: tuple[int, ...]
     minutes: tuple[int, ...]
     hours: tuple[int, ...]

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any, ClassVar
 from urllib.parse import quote
 
 from kfp_ci._models import ServerInfo
+from kfp_ci._record import Record, field
 from kfp_ci.errors import UsageError
 
 __all__ = ["Dialect", "Req", "V1Dialect", "V2Dialect", "dialect_for", "page_params"]
@@ -20,8 +20,7 @@ __all__ = ["Dialect", "Req", "V1Dialect", "V2Dialect", "dialect_for", "page_para
 Params = dict[str, str]
 
 
-@dataclass(frozen=True)
-class Req:
+class Req(Record):
     method: str
     path: str
     params: Params = field(default_factory=dict)

@@ -18,7 +18,6 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -34,6 +33,7 @@ from kfp_ci._protowire import (
     to_double,
     to_signed,
 )
+from kfp_ci._record import Record, field
 from kfp_ci.errors import GateFailed, NotKfpError, ServerError
 
 __all__ = [
@@ -56,8 +56,7 @@ _SKIPPED_PROPERTIES = frozenset({"display_name", "store_session_info"})
 _PAGE = 100
 
 
-@dataclass(frozen=True)
-class MetricValue:
+class MetricValue(Record):
     name: str
     value: float
     task: str = ""
@@ -68,8 +67,7 @@ class MetricValue:
         return f"{self.task}.{self.name}" if self.task else self.name
 
 
-@dataclass(frozen=True)
-class RunMetrics:
+class RunMetrics(Record):
     """Every scalar metric of one run. ``lookup`` accepts a bare name or ``task.name``."""
 
     run_id: str
@@ -162,8 +160,7 @@ def decode_properties(values: Iterable[int | bytes]) -> dict[str, Any]:
     return out
 
 
-@dataclass(frozen=True)
-class Node:
+class Node(Record):
     """A Context, Execution or Artifact, with the fields the gate needs."""
 
     id: int
@@ -195,8 +192,7 @@ def decode_artifact(data: bytes) -> Node:
                 _str(first(msg, 3)), decode_properties(msg.get(5, [])))
 
 
-@dataclass(frozen=True)
-class Event:
+class Event(Record):
     artifact_id: int
     execution_id: int
     type: int

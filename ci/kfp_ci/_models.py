@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Generic, TypeVar
+
+from kfp_ci._record import Record, field
 
 __all__ = [
     "TERMINAL_STATES",
@@ -112,8 +113,7 @@ def _v1_params(raw: Any) -> dict[str, Any]:
     return out
 
 
-@dataclass(frozen=True)
-class ServerInfo:
+class ServerInfo(Record):
     """What one healthz call tells: API generation, server version, multi-user mode."""
 
     api: str
@@ -142,8 +142,7 @@ class ServerInfo:
         return not mine or mine >= version
 
 
-@dataclass(frozen=True)
-class Pipeline:
+class Pipeline(Record):
     pipeline_id: str
     name: str
     display_name: str
@@ -171,8 +170,7 @@ class Pipeline:
         )
 
 
-@dataclass(frozen=True)
-class PipelineVersion:
+class PipelineVersion(Record):
     pipeline_version_id: str
     pipeline_id: str
     name: str
@@ -182,7 +180,7 @@ class PipelineVersion:
     code_source_url: str | None = None
     package_url: str | None = None
     error: str | None = None
-    pipeline_spec: Mapping[str, Any] | None = field(default=None, repr=False, compare=False, hash=False)
+    pipeline_spec: Mapping[str, Any] | None = field(default=None, repr=False, compare=False)
 
     @property
     def id(self) -> str:
@@ -207,8 +205,7 @@ class PipelineVersion:
         )
 
 
-@dataclass(frozen=True)
-class Experiment:
+class Experiment(Record):
     experiment_id: str
     display_name: str
     description: str | None = None
@@ -241,8 +238,7 @@ class Experiment:
         )
 
 
-@dataclass(frozen=True)
-class Task:
+class Task(Record):
     task_id: str
     display_name: str
     state: str
@@ -253,8 +249,7 @@ class Task:
         return self.display_name
 
 
-@dataclass(frozen=True)
-class Run:
+class Run(Record):
     run_id: str
     display_name: str
     state: str
@@ -268,7 +263,7 @@ class Run:
     error: str | None = None
     recurring_run_id: str | None = None
     storage_state: str | None = None
-    parameters: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    parameters: Mapping[str, Any] = field(default_factory=dict, compare=False)
     tasks: tuple[Task, ...] = ()
 
     @property
@@ -346,8 +341,7 @@ class Run:
         )
 
 
-@dataclass(frozen=True)
-class RecurringRun:
+class RecurringRun(Record):
     recurring_run_id: str
     display_name: str
     status: str
@@ -364,7 +358,7 @@ class RecurringRun:
     updated_at: datetime | None = None
     namespace: str | None = None
     error: str | None = None
-    parameters: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    parameters: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
     @property
     def id(self) -> str:
@@ -436,8 +430,7 @@ class RecurringRun:
 T = TypeVar("T")
 
 
-@dataclass(frozen=True)
-class Page(Generic[T]):
+class Page(Record, Generic[T]):
     """Items of a list call (all pages, or up to ``page_size``); ``next_page_token`` continues where it stopped."""
 
     items: tuple[T, ...]

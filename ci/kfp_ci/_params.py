@@ -10,9 +10,9 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
+from kfp_ci._record import Record
 from kfp_ci.errors import UsageError
 
 __all__ = ["InputSpec", "pipeline_inputs", "resolve_parameters"]
@@ -41,8 +41,7 @@ _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off"}
 
 
-@dataclass(frozen=True)
-class InputSpec:
+class InputSpec(Record):
     name: str
     type: str
     default: Any = None

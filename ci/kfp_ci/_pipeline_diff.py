@@ -9,18 +9,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
 
+from kfp_ci._record import Record, field
 from kfp_ci._report import dag_of, mermaid_dag
 
 __all__ = ["PipelineDiff", "diff_specs", "load_spec", "summary_markdown"]
 
 
-@dataclass
-class PipelineDiff:
+class PipelineDiff(Record, frozen=False):
     """Added, removed and changed steps and parameters of one pipeline (names sorted)."""
 
     added_steps: list[str] = field(default_factory=list)

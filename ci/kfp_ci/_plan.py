@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kfp_ci._api import Api, Version
+from kfp_ci._api import Api
+from kfp_ci._models import PipelineVersion
+from kfp_ci._record import Record, field
 from kfp_ci._report import DeployResult
 from kfp_ci._versioning import hash_from_description
 from kfp_ci.errors import Conflict, NotFound
@@ -26,8 +27,7 @@ from kfp_ci.errors import Conflict, NotFound
 __all__ = ["Target", "apply", "assess"]
 
 
-@dataclass
-class Target:
+class Target(Record, frozen=False):
     """One pipeline to deploy, everything decided before talking to the server."""
 
     name: str
@@ -41,15 +41,14 @@ class Target:
     parameters: Mapping[str, Any] = field(default_factory=dict)
 
 
-@dataclass
-class Assessment:
+class Assessment(Record, frozen=False):
     target: Target
     pipeline_id: str | None = None
-    version: Version | None = None
+    version: PipelineVersion | None = None
     steps: list[str] = field(default_factory=list)
 
 
-def _conflict(target: Target, found: Version) -> Conflict:
+def _conflict(target: Target, found: PipelineVersion) -> Conflict:
     recorded = hash_from_description(found.description)
     why = "a different package" if recorded else "a version kfp-ci did not upload"
     return Conflict(
@@ -60,7 +59,7 @@ def _conflict(target: Target, found: Version) -> Conflict:
     )
 
 
-def _check_existing(target: Target, found: Version) -> Version:
+def _check_existing(target: Target, found: PipelineVersion) -> PipelineVersion:
     if hash_from_description(found.description) != target.content_hash:
         raise _conflict(target, found)
     return found
@@ -73,16 +72,16 @@ def assess(api: Api, target: Target, namespace: str | None, *, probe_version: bo
     resolves a 409 by looking then (one request fewer for the usual case, a new commit).
     """
     result = Assessment(target)
-    pipeline = api.find_pipeline(target.name, namespace)
-    if pipeline is None:
+    pipeline_id = api.find_pipeline(target.name, namespace)
+    if pipeline_id is None:
         result.steps.append(f"create pipeline '{target.name}'" + (f" in namespace {namespace}" if namespace else ""))
         result.steps.append(f"upload version '{target.version_name}'")
         return result
-    result.pipeline_id = pipeline.id
+    result.pipeline_id = pipeline_id
     if not probe_version:
         result.steps.append(f"upload version '{target.version_name}' to pipeline '{target.name}' unless there")
         return result
-    found = api.find_version(pipeline.id, target.version_name)
+    found = api.find_version(pipeline_id, target.version_name)
     if found is not None:
         result.version = _check_existing(target, found)
         result.steps.append(f"version '{target.version_name}' is already deployed (unchanged)")
@@ -98,7 +97,7 @@ def apply(
     result: DeployResult,
     *,
     log: Callable[[str], None] = lambda _line: None,
-) -> Version:
+) -> PipelineVersion:
     """Make the pipeline and the version exist; fill ``result``. Returns the version."""
     target = found.target
     if found.version is not None:
@@ -120,7 +119,7 @@ def apply(
 
 
 def _upload_version(api: Api, pipeline_id: str, target: Target, result: DeployResult,
-                    log: Callable[[str], None]) -> Version:
+                    log: Callable[[str], None]) -> PipelineVersion:
     try:
         version = api.upload_version(target.package, pipeline_id, target.version_name, target.version_description)
     except Conflict:
@@ -136,32 +135,32 @@ def _upload_version(api: Api, pipeline_id: str, target: Target, result: DeployRe
 
 
 def _create_pipeline(api: Api, target: Target, namespace: str | None, result: DeployResult,
-                     log: Callable[[str], None]) -> tuple[str, Version | None]:
+                     log: Callable[[str], None]) -> tuple[str, PipelineVersion | None]:
     try:
-        pipeline = api.create_empty_pipeline(target.name, target.pipeline_description, namespace)
+        pipeline_id = api.create_empty_pipeline(target.name, target.pipeline_description, namespace)
     except Conflict:  # created concurrently
         existing = api.find_pipeline(target.name, namespace)
         if existing is None:
             raise
-        return existing.id, None
-    if pipeline is not None:
+        return existing, None
+    if pipeline_id is not None:
         result.pipeline_action = "created"
-        log(f"created pipeline '{target.name}' ({pipeline.id})")
-        return pipeline.id, None
+        log(f"created pipeline '{target.name}' ({pipeline_id})")
+        return pipeline_id, None
     # No empty-create endpoint: upload (the forced first version is named after the pipeline), upload the
     # real version, delete the forced one.
     try:
-        created = api.upload_pipeline(target.package, target.name, target.pipeline_description, namespace)
+        created_id = api.upload_pipeline(target.package, target.name, target.pipeline_description, namespace)
     except Conflict:
         existing = api.find_pipeline(target.name, namespace)
         if existing is None:
             raise
-        return existing.id, None
+        return existing, None
     result.pipeline_action = "created"
-    log(f"created pipeline '{target.name}' ({created.id})")
+    log(f"created pipeline '{target.name}' ({created_id})")
     forced = None
     for _attempt in range(3):
-        forced = api.find_version(created.id, target.name)
+        forced = api.find_version(created_id, target.name)
         if forced is not None:
             break
         time.sleep(0.2)
@@ -169,11 +168,11 @@ def _create_pipeline(api: Api, target: Target, namespace: str | None, result: De
         if forced is None:
             raise NotFound(404, f"pipeline '{target.name}' was created without its first version")
         result.version_action = "uploaded"
-        return created.id, forced
-    version = _upload_version(api, created.id, target, result, log)
+        return created_id, forced
+    version = _upload_version(api, created_id, target, result, log)
     if forced is not None:
         try:
-            api.delete_version(created.id, forced.id)
+            api.delete_version(created_id, forced.id)
         except NotFound:
             pass
-    return created.id, version
+    return created_id, version

@@ -7,12 +7,16 @@ The policy only computes waits and keeps the budget; :class:`kfp_ci.client.Clien
 
 from __future__ import annotations
 
-import random
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
+from typing import TYPE_CHECKING
+
+from kfp_ci._record import Record, field
+
+if TYPE_CHECKING:
+    import random
 
 __all__ = ["Budget", "RetryPolicy", "is_testing", "parse_retry_after", "set_testing"]
 
@@ -57,8 +61,7 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
     return max(0.0, when.timestamp() - reference)
 
 
-@dataclass(frozen=True)
-class RetryPolicy:
+class RetryPolicy(Record):
     """How often and how long to retry.
 
     ``attempts`` counts every try (1 = no retry). The n-th wait is uniform in ``[0, min(maximum, initial * 2**n)]``
@@ -73,7 +76,8 @@ class RetryPolicy:
     jitter: bool = True
     clock: Callable[[], float] = field(default=time.monotonic, repr=False, compare=False)
     sleep: Callable[[float], None] = field(default=time.sleep, repr=False, compare=False)
-    rng: random.Random = field(default_factory=random.Random, repr=False, compare=False)
+    rng: random.Random | None = field(default=None, repr=False, compare=False)
+    """The jitter's source; ``None``: one shared ``random.Random``, created on the first retry."""
 
     def __post_init__(self) -> None:
         if self.attempts < 1:
@@ -91,10 +95,24 @@ class RetryPolicy:
         if retry_after is not None:
             return min(retry_after, self.maximum)
         cap = min(self.maximum, self.initial * (2.0**retry))
-        return self.rng.uniform(0.0, cap) if self.jitter else cap
+        if not self.jitter:
+            return cap
+        return (self.rng or _shared_rng()).uniform(0.0, cap)
 
     def budget(self) -> Budget:
         return Budget(self)
+
+
+_rng: list[random.Random] = []
+
+
+def _shared_rng() -> random.Random:
+    """``random`` is imported on the first retry only: most commands never retry."""
+    if not _rng:
+        import random
+
+        _rng.append(random.Random())
+    return _rng[0]
 
 
 class Budget:

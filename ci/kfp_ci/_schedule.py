@@ -25,10 +25,10 @@ import json
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from kfp_ci._cron import Schedule
+from kfp_ci._record import Record, field
 from kfp_ci.errors import NotFound
 
 __all__ = ["Owned", "RecurringApi", "ScheduleOutcome", "ensure_recurring_run", "fingerprint"]
@@ -36,8 +36,7 @@ __all__ = ["Owned", "RecurringApi", "ScheduleOutcome", "ensure_recurring_run", "
 _MARKER_RE = re.compile(r"kfp-ci:pipeline=(?P<pid>[^\s;]+)(?:;\s*spec=(?P<spec>[0-9a-f]+))?(?:;\s*t=(?P<t>\d+))?")
 
 
-@dataclass(frozen=True)
-class Owned:
+class Owned(Record):
     """A recurring run as this module sees it."""
 
     id: str
@@ -67,8 +66,7 @@ class RecurringApi(Protocol):
     def delete(self, recurring_run_id: str) -> None: ...
 
 
-@dataclass
-class ScheduleOutcome:
+class ScheduleOutcome(Record, frozen=False):
     action: str
     """unchanged | created | swapped | superseded | would create | would swap"""
     recurring_run_id: str | None

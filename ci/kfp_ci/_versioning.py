@@ -14,13 +14,13 @@ import os
 import re
 import string
 import subprocess
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from kfp_ci._record import Record
 from kfp_ci.errors import UsageError
 
 __all__ = [
@@ -38,8 +38,7 @@ _MAX_NAME = 127  # KFP: version names are varchar(127) per pipeline
 _HASH_RE = re.compile(r"\bsha256[:=]([0-9a-f]{16,64})\b")
 
 
-@dataclass(frozen=True)
-class GitInfo:
+class GitInfo(Record):
     """What the version name and description are built from. All ``None`` outside a git work tree."""
 
     sha: str | None = None

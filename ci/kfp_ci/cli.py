@@ -11,13 +11,13 @@ from __future__ import annotations
 import functools
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
 from kfp_ci import _console
+from kfp_ci._record import Record, field
 from kfp_ci._secrets import redact, register
 from kfp_ci._version import __version__
 from kfp_ci.config import AUTH_MODES, Settings, load_settings
@@ -28,8 +28,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
-@dataclass
-class App:
+class App(Record, frozen=False):
     """What every command receives: global flags and the settings loader."""
 
     verbose: bool = False

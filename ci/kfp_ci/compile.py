@@ -24,7 +24,6 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -32,6 +31,7 @@ from kfp_ci import _console
 from kfp_ci._compile_cache import Cache, file_digest
 from kfp_ci._compile_discover import Found, ScanError, discover, scan_file
 from kfp_ci._compile_report import hint_for, render
+from kfp_ci._record import Record, field
 from kfp_ci.config import PipelineConfig, Settings
 from kfp_ci.errors import CompileError, UsageError
 
@@ -48,8 +48,7 @@ _DIFF_LINES = 40
 _TRUE = {"1", "true", "t", "yes", "y", "on"}
 
 
-@dataclass(frozen=True)
-class PipelineError:
+class PipelineError(Record):
     """Why a pipeline did not compile: kfp's message, where in the user's code, and a migration hint."""
 
     message: str
@@ -62,8 +61,7 @@ class PipelineError:
         return f"{where}{self.message}" + (f" (hint: {self.hint})" if self.hint else "")
 
 
-@dataclass(frozen=True)
-class CompileResult:
+class CompileResult(Record):
     """One pipeline: where it came from, where its YAML is (or would be), and how it went."""
 
     pipeline_name: str | None
@@ -78,8 +76,7 @@ class CompileResult:
     diff: str | None = None
 
 
-@dataclass(frozen=True)
-class CompileReport:
+class CompileReport(Record):
     results: tuple[CompileResult, ...]
     sdk_version: str | None
     check: bool = False
@@ -94,8 +91,7 @@ class CompileReport:
         return tuple(r for r in self.results if not r.ok)
 
 
-@dataclass
-class _Job:
+class _Job(Record, frozen=False):
     """One source module and the pipeline functions to compile from it."""
 
     source: Path

@@ -26,10 +26,10 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from kfp_ci._record import Record, field, fields, replace
 from kfp_ci._secrets import register
 from kfp_ci.errors import ConfigError
 
@@ -106,8 +106,7 @@ _BOOL_TRUE = {"1", "true", "yes", "on"}
 _BOOL_FALSE = {"0", "false", "no", "off", ""}
 
 
-@dataclass(frozen=True)
-class PipelineConfig:
+class PipelineConfig(Record):
     """One pipeline declared in ``[[tool.kfp-ci.pipelines]]``."""
 
     source: str
@@ -138,8 +137,7 @@ class PipelineConfig:
         return bool(sep) and bool(tail) and "/" not in tail and "\\" not in tail and len(head) > 1
 
 
-@dataclass(frozen=True)
-class Settings:
+class Settings(Record):
     """Everything a command needs to know, merged from flags, environment and project file."""
 
     host: str | None = None
@@ -177,28 +175,38 @@ class Settings:
         return replace(self, **{k: v for k, v in overrides.items() if v is not None})
 
 
+# pyproject.toml files find_pyproject parsed, so that _read_table does not parse the chosen one again
+_PARSED: dict[Path, dict[str, Any]] = {}
+
+
 def find_pyproject(start: Path) -> Path | None:
     """Nearest ``pyproject.toml`` at or above ``start`` that has a ``[tool.kfp-ci]`` table."""
     for directory in (start, *start.parents):
         candidate = directory / "pyproject.toml"
         if candidate.is_file():
             try:
-                data = _toml().loads(candidate.read_text(encoding="utf-8"))
+                text = candidate.read_text(encoding="utf-8")
+                if "kfp-ci" not in text:  # no table of ours: skip the TOML parser (and its import)
+                    continue
+                data = _toml().loads(text)
             except (OSError, _toml().TOMLDecodeError, UnicodeDecodeError):
                 continue
             if isinstance(data.get("tool"), dict) and "kfp-ci" in data["tool"]:
+                _PARSED[candidate] = data
                 return candidate
     return None
 
 
 def _read_table(path: Path) -> dict[str, Any]:
-    toml = _toml()
-    try:
-        data = toml.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
-    except toml.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: invalid TOML: {exc}") from exc
+    data = _PARSED.pop(path, None)
+    if data is None:
+        toml = _toml()
+        try:
+            data = toml.loads(path.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
+        except toml.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: invalid TOML: {exc}") from exc
     table = data.get("tool", {}).get("kfp-ci", {})
     if not isinstance(table, dict):
         raise ConfigError(f"{path}: [tool.kfp-ci] must be a table")

@@ -14,26 +14,28 @@ request that changes anything.
 
 from __future__ import annotations
 
-import random
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from kfp_ci import _console
-from kfp_ci._api import Api, RecurringRuns, RunInfo
-from kfp_ci._cron import Schedule, next_fire_times, parse_schedule
+from kfp_ci._api import Api, task_states
 from kfp_ci._params import pipeline_inputs, resolve_parameters
 from kfp_ci._plan import Target, apply, assess
+from kfp_ci._record import Record, field, replace
 from kfp_ci._report import DeployResult, dag_of, emit, iso, run_url
-from kfp_ci._schedule import ensure_recurring_run, fingerprint
 from kfp_ci._versioning import content_hash, describe_version, git_info, load_documents, render_version_name
 from kfp_ci.config import PipelineConfig, Settings
 from kfp_ci.errors import CompileError, ConfigError, KfpCiError, NotFound, RunFailed, TimeoutExpired, UsageError
+
+if TYPE_CHECKING:
+    from kfp_ci._cron import Schedule
+    from kfp_ci._models import PipelineVersion, Run
+    from kfp_ci.client import Client
 
 __all__ = [
     "DeployOptions",
@@ -51,8 +53,7 @@ __all__ = [
 DEFAULT_EXPERIMENT = "Default"
 
 
-@dataclass
-class DeployOptions:
+class DeployOptions(Record, frozen=False):
     """What ``kfp-ci deploy`` does besides uploading the version."""
 
     experiment: str | None = None
@@ -73,8 +74,7 @@ class DeployOptions:
 
 
 # ------------------------------------------------------------------------------------------ targets
-@dataclass
-class _Source:
+class _Source(Record, frozen=False):
     """A pipeline to deploy before compilation: a compiled file or a config entry/source to compile."""
 
     package: Path | None
@@ -188,7 +188,7 @@ def _sources(names: Sequence[str], settings: Settings) -> list[_Source]:
 
 
 # -------------------------------------------------------------------------------------------- client
-def make_client(settings: Settings) -> Any:
+def make_client(settings: Settings) -> Client:
     """The authenticated client for ``settings`` (auth module when present)."""
     if not settings.host:
         raise ConfigError("no KFP host: pass --host, set KFP_CI_HOST or host in [tool.kfp-ci]")
@@ -217,7 +217,7 @@ def wait_for_run(
     progress: Callable[[str], None] = _console.info,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
-) -> RunInfo:
+) -> Run:
     """Poll ``run_id`` to a terminal state with capped exponential backoff, reporting changes."""
     start = clock()
     delay = interval
@@ -229,11 +229,12 @@ def wait_for_run(
         if run.state != last_state:
             progress(f"run {run_id}: {run.state} ({elapsed:.0f}s)")
             last_state = run.state
-        for task, state in sorted(run.tasks.items()):
+        tasks = task_states(run)
+        for task, state in sorted(tasks.items()):
             if last_tasks.get(task) != state:
                 progress(f"  task {task}: {state}")
-        last_tasks = dict(run.tasks)
-        if run.terminal:
+        last_tasks = tasks
+        if run.done:
             return run
         if timeout is not None and elapsed >= timeout:
             if terminate_on_timeout:
@@ -244,13 +245,15 @@ def wait_for_run(
         pause = min(delay, max_interval)
         if timeout is not None:
             pause = max(0.0, min(pause, timeout - elapsed))
+        import random
+
         sleep(pause * (0.9 + 0.2 * random.random()))
         delay = min(delay * 1.6, max_interval)
 
 
-def _duration(run: RunInfo) -> float | None:
-    if run.created and run.finished:
-        return max(0.0, (run.finished - run.created).total_seconds())
+def _duration(run: Run) -> float | None:
+    if run.created_at and run.finished_at:
+        return max(0.0, (run.finished_at - run.created_at).total_seconds())
     return None
 
 
@@ -260,6 +263,8 @@ def _schedule_of(options: DeployOptions, config: PipelineConfig | None) -> Sched
     every = options.every or (config.every if config and not options.schedule else None)
     if not cron and not every:
         return None
+    from kfp_ci._cron import parse_schedule
+
     return parse_schedule(cron, every)
 
 
@@ -287,6 +292,8 @@ def deploy_target(
     if options.run or schedule:
         result.experiment = experiment
     if schedule is not None:
+        from kfp_ci._cron import next_fire_times
+
         result.schedule = schedule.describe()
         result.next_fire = [iso(t) for t in next_fire_times(schedule)]
     if options.dry_run:
@@ -323,6 +330,9 @@ def deploy_target(
 
 def _schedule_plan(api: Api, pipeline_id: str | None, target: Target, result: DeployResult, schedule: Schedule,
                    latest: bool, options: DeployOptions, namespace: str | None) -> str:
+    from kfp_ci._api import RecurringRuns
+    from kfp_ci._schedule import ensure_recurring_run, fingerprint
+
     if pipeline_id is None:
         result.recurring_action = "would create"
         return f"create a recurring run ({schedule.describe()})"
@@ -341,6 +351,9 @@ def _schedule_plan(api: Api, pipeline_id: str | None, target: Target, result: De
 
 def _apply_schedule(api: Api, result: DeployResult, target: Target, schedule: Schedule, latest: bool,
                     options: DeployOptions, namespace: str | None, experiment_id: str, version_id: str) -> None:
+    from kfp_ci._api import RecurringRuns
+    from kfp_ci._schedule import ensure_recurring_run, fingerprint
+
     pipeline_id = result.pipeline_id or ""
     pinned: str | None = version_id
     if latest:
@@ -393,7 +406,7 @@ def deploy(
     sched = _schedule_of(options, None)
     target = load_target(Path(package), name=name, version_template=version_name, experiment=experiment,
                          parameters=params, cli_params=cli_params, need_params=run or sched is not None)
-    host = str(getattr(client, "host", "") or "")
+    host = client.host
     api = Api(client, namespace)
     return deploy_target(api, target, options, namespace=namespace, host=host, schedule=sched, latest=latest)
 
@@ -460,7 +473,7 @@ def deploy_command(app: Any, settings: Settings, **kwargs: Any) -> int:
         prepared.append((target, schedule, latest, config))
     client = make_client(settings)
     api = Api(client, settings.namespace)
-    host = str(getattr(client, "host", None) or settings.host or "")
+    host = client.host
     results: list[DeployResult] = []
     failure: KfpCiError | None = None
     # Deploy (and start) every pipeline first, then wait for all the runs: they run side by side.
@@ -494,21 +507,21 @@ def deploy_command(app: Any, settings: Settings, **kwargs: Any) -> int:
 
 
 # ----------------------------------------------------------------------------------------- run etc.
-def _resolve_version(api: Api, pipeline: str, namespace: str | None, version: str) -> tuple[str, Any]:
+def _resolve_version(api: Api, pipeline: str, namespace: str | None, version: str) -> tuple[str, PipelineVersion]:
     found = api.find_pipeline(pipeline, namespace)
     if found is None:
         where = f" in namespace {namespace}" if namespace else ""
         raise UsageError(f"no pipeline named '{pipeline}'{where}: deploy it first (kfp-ci deploy)")
-    resolved = api.latest_version(found.id) if version in ("latest", "") else api.find_version(found.id, version)
+    resolved = api.latest_version(found) if version in ("latest", "") else api.find_version(found, version)
     if resolved is None:
         raise UsageError(f"pipeline '{pipeline}' has no version '{version}'")
-    return found.id, resolved
+    return found, resolved
 
 
-def _spec_of(api: Api, version: Any) -> dict[str, Any]:
-    spec = version.spec
+def _spec_of(api: Api, version: PipelineVersion) -> dict[str, Any]:
+    spec = version.pipeline_spec
     if spec is None:
-        spec = api.get_version(version.pipeline_id, version.id).spec
+        spec = api.get_version(version.pipeline_id, version.id).pipeline_spec
     if isinstance(spec, Mapping) and "pipeline_spec" in spec and "root" not in spec:
         spec = spec["pipeline_spec"]
     return dict(spec or {})
@@ -531,7 +544,7 @@ def run_command(app: Any, settings: Settings, **kwargs: Any) -> int:
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
     run = api.create_run(experiment_id=experiment_id, name=kwargs.get("run_name") or f"{name} {version.name} {stamp}",
                          pipeline_id=pipeline_id, version_id=version.id, parameters=params)
-    host = str(getattr(api.client, "host", None) or settings.host or "")
+    host = api.host
     result = DeployResult(pipeline=name, namespace=namespace, host=host, pipeline_id=pipeline_id,
                           version_name=version.name, version_id=version.id, experiment=experiment or DEFAULT_EXPERIMENT,
                           experiment_id=experiment_id, run_id=run.id, run_url=run_url(host, run.id),
@@ -551,6 +564,8 @@ def schedule_command(app: Any, settings: Settings, **kwargs: Any) -> int:
     """``kfp-ci schedule PIPELINE``: only the recurring-run part of deploy."""
     name = kwargs["pipeline"]
     config = next((c for c in settings.pipelines if c.name == name), None)
+    from kfp_ci._cron import next_fire_times, parse_schedule
+
     schedule = parse_schedule(kwargs.get("cron") or (config.schedule if config and not kwargs.get("every") else None),
                               kwargs.get("every") or (config.every if config and not kwargs.get("cron") else None))
     api = Api(make_client(settings), settings.namespace)
@@ -560,7 +575,7 @@ def schedule_command(app: Any, settings: Settings, **kwargs: Any) -> int:
                                 config.parameters if config else None, pipeline=f"pipeline '{name}'")
     experiment = (kwargs.get("experiment") or (config.experiment if config else None) or settings.experiment
                   or DEFAULT_EXPERIMENT)
-    host = str(getattr(api.client, "host", None) or settings.host or "")
+    host = api.host
     target = Target(name=name, package=Path(), spec={}, content_hash="", version_name=version.name,
                     version_description="", experiment=experiment, parameters=params)
     latest = bool(kwargs.get("latest")) or bool(config and config.latest)
@@ -588,19 +603,19 @@ def wait_command(app: Any, settings: Settings, **kwargs: Any) -> int:
                            terminate_on_timeout=bool(kwargs.get("terminate_on_timeout")))
     except NotFound:
         raise UsageError(f"no run {run_id}") from None
-    _print_runs([run], kwargs.get("output") or "text", host=str(getattr(api.client, "host", "") or ""))
+    _print_runs([run], kwargs.get("output") or "text", host=api.host)
     if run.state != "SUCCEEDED":
         raise RunFailed(f"run {run_id} ended {run.state}" + (f": {run.error}" if run.error else ""))
     return 0
 
 
-def _print_runs(runs: Sequence[RunInfo], output: str, host: str) -> None:
+def _print_runs(runs: Sequence[Run], output: str, host: str) -> None:
     import json
 
     if output == "json":
-        rows = [{"run_id": r.id, "name": r.name, "state": r.state, "created_at": r.created.isoformat()
-                 if r.created else None, "finished_at": r.finished.isoformat() if r.finished else None,
-                 "duration": _duration(r), "error": r.error, "tasks": r.tasks, "url": run_url(host, r.id)}
+        rows = [{"run_id": r.id, "name": r.name, "state": r.state, "created_at": r.created_at.isoformat()
+                 if r.created_at else None, "finished_at": r.finished_at.isoformat() if r.finished_at else None,
+                 "duration": _duration(r), "error": r.error, "tasks": task_states(r), "url": run_url(host, r.id)}
                 for r in runs]
         _console.out(json.dumps(rows[0] if len(rows) == 1 else rows, indent=2))
         return
@@ -609,7 +624,7 @@ def _print_runs(runs: Sequence[RunInfo], output: str, host: str) -> None:
         return
     header = ("RUN ID", "STATE", "CREATED (UTC)", "DURATION", "NAME")
     table = [header] + [
-        (r.id, r.state, r.created.strftime("%Y-%m-%d %H:%M:%S") if r.created else "-",
+        (r.id, r.state, r.created_at.strftime("%Y-%m-%d %H:%M:%S") if r.created_at else "-",
          f"{_duration(r):.1f}s" if _duration(r) is not None else "-", r.name)
         for r in runs
     ]
@@ -621,7 +636,7 @@ def _print_runs(runs: Sequence[RunInfo], output: str, host: str) -> None:
 def status_command(app: Any, settings: Settings, **kwargs: Any) -> int:
     """``kfp-ci status [RUN_ID]``: one run, or a table of recent runs."""
     api = Api(make_client(settings), settings.namespace)
-    host = str(getattr(api.client, "host", None) or settings.host or "")
+    host = api.host
     output = kwargs.get("output") or "text"
     if kwargs.get("run_id"):
         try:
@@ -632,7 +647,7 @@ def status_command(app: Any, settings: Settings, **kwargs: Any) -> int:
             _print_runs([run], output, host)
             return 0
         _print_runs([run], output, host)
-        for task, state in sorted(run.tasks.items()):
+        for task, state in sorted(task_states(run).items()):
             _console.out(f"  task {task}: {state}")
         _console.out(f"  {run_url(host, run.id)}")
         if run.error:
@@ -649,7 +664,7 @@ def status_command(app: Any, settings: Settings, **kwargs: Any) -> int:
         found = api.find_pipeline(kwargs["pipeline"], settings.namespace)
         if found is None:
             raise UsageError(f"no pipeline named '{kwargs['pipeline']}'")
-        pipeline_id = found.id
+        pipeline_id = found
     runs = api.list_runs(namespace=settings.namespace, experiment_id=experiment_id,
                          limit=limit if pipeline_id is None else 100)
     if pipeline_id is not None:

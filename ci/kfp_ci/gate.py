@@ -28,11 +28,11 @@ import json
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from kfp_ci import _console
 from kfp_ci._metrics import RunMetrics, read_run_metrics
+from kfp_ci._record import Record, asdict, field
 from kfp_ci.config import PipelineConfig, Settings
 from kfp_ci.errors import GateFailed, KfpCiError, UsageError
 
@@ -58,8 +58,7 @@ LAST_SUCCESS = "last-success"
 
 
 # ------------------------------------------------------------------------------------------- parsing
-@dataclass(frozen=True)
-class Requirement:
+class Requirement(Record):
     metric: str
     op: str
     threshold: float
@@ -79,8 +78,7 @@ class Requirement:
         return f"{self.op} {_fmt(self.threshold)}"
 
 
-@dataclass(frozen=True)
-class Regression:
+class Regression(Record):
     """The largest allowed change for the worse: ``delta`` absolute, or ``percent`` of the baseline."""
 
     metric: str
@@ -148,8 +146,7 @@ def lower_is_better(metric: str, requirements: Iterable[Requirement] = ()) -> bo
 
 
 # ------------------------------------------------------------------------------------------ evaluating
-@dataclass(frozen=True)
-class MetricRow:
+class MetricRow(Record):
     metric: str
     value: float | None
     requirements: tuple[Requirement, ...] = ()
@@ -187,8 +184,7 @@ class MetricRow:
         return "pass" + (f" ({'; '.join(self.notes)})" if self.notes else "")
 
 
-@dataclass(frozen=True)
-class GateResult:
+class GateResult(Record):
     run_id: str
     rows: tuple[MetricRow, ...]
     metrics: RunMetrics

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from kfp_ci._api import RunInfo
+from kfp_ci._models import Run, Task
 from kfp_ci.deploy import wait_for_run
 from kfp_ci.errors import TimeoutExpired
 
@@ -30,10 +30,12 @@ class Runs:
         self.polls = 0
         self.terminated: list[str] = []
 
-    def get_run(self, run_id: str) -> RunInfo:
+    def get_run(self, run_id: str) -> Run:
         state, tasks = self.states[min(self.polls, len(self.states) - 1)]
         self.polls += 1
-        return RunInfo(id=run_id, name="r", state=state, tasks=tasks)
+        # the DAG driver's own task details come too; progress lines only name the user's tasks
+        details = (Task("t0", "root", state), *(Task(f"t-{name}", name, st) for name, st in tasks.items()))
+        return Run(run_id=run_id, display_name="r", state=state, tasks=details)
 
     def terminate_run(self, run_id: str) -> None:
         self.terminated.append(run_id)
@@ -51,6 +53,7 @@ def test_progress_lines_and_capped_backoff() -> None:
         "run r1: PENDING", "run r1: RUNNING", "run r1: SUCCEEDED"]
     assert "  task add: SUCCEEDED" in lines and "  task square: SUCCEEDED" in lines
     assert lines.count("  task add: RUNNING") == 1  # only changes are printed
+    assert not [line for line in lines if "root" in line]  # the DAG driver is not a task of the user
     assert max(clock.sleeps) <= 4.0 * 1.1 and clock.sleeps[0] <= 1.1
     assert clock.sleeps[-1] > clock.sleeps[0]  # it backs off
 

@@ -12,7 +12,6 @@ import ipaddress
 import json
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urljoin, urlsplit, urlunsplit
@@ -20,6 +19,7 @@ from urllib.parse import urlencode, urljoin, urlsplit, urlunsplit
 import httpx
 
 from kfp_ci import _console, _secrets
+from kfp_ci._record import Record, field
 from kfp_ci.errors import ConnectError, LoginError, UsageError
 
 if TYPE_CHECKING:  # bs4 costs ~0.15 s to import: only a login that meets a page pays for it
@@ -33,8 +33,7 @@ MAX_STEPS = 30
 _HEALTHZ = ("/apis/v2beta1/healthz", "/apis/v1beta1/healthz")
 
 
-@dataclass
-class Session:
+class Session(Record, frozen=False):
     """A logged-in dashboard session: the session cookies only (never the CSRF/state ones)."""
 
     cookies: dict[str, str] = field(default_factory=dict)
@@ -320,11 +319,17 @@ def verify_session(http: httpx.Client, host: str, session: Session,
 
 
 def dex_login(http: httpx.Client, host: str, username: str, password: str, *, connector: str | None = None,
-              debug_dir: Path | None = None, allow_insecure_http: bool = False) -> Session:
-    """Log in through the dashboard's Dex and prove it; ``http`` is a fresh client (its jar is the flow's)."""
+              debug_dir: Path | None = None, allow_insecure_http: bool = False, prove: bool = True) -> Session:
+    """Log in through the dashboard's Dex; ``http`` is a fresh client (its jar is the flow's).
+
+    ``prove``: check the session with an authenticated healthz (one request). ``kfp-ci login`` proves it; a
+    command that logs in on its way to an API call skips it, because that call is the proof (a login page or
+    the dashboard instead of JSON is the client's loud auth error).
+    """
     walker = _Walker(http, host, username, password, connector, debug_dir, allow_insecure_http)
     session = walker.run()
     http.cookies.clear()
-    verify_session(http, host, session, walker.send)
+    if prove:
+        verify_session(http, host, session, walker.send)
     return session
 

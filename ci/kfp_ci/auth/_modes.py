@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import httpx
 
@@ -14,6 +14,9 @@ from kfp_ci.auth._dex import Session, check_plain_http, dex_login, healthz_body
 from kfp_ci.auth._session import DexSession, NoCredentials
 from kfp_ci.config import Settings, read_secret
 from kfp_ci.errors import ConfigError, UsageError
+
+if TYPE_CHECKING:
+    from kfp_ci.client import Client
 
 __all__ = ["build_auth", "client_from_settings", "cookie_value", "effective_mode", "login", "resolve_mode", "verify"]
 
@@ -74,8 +77,8 @@ def effective_mode(settings: Settings, host: str) -> str:
     return mode
 
 
-def login(settings: Settings, host: str, *, debug_dir: Path | None = None) -> Session:
-    """Run the Dex login for ``settings`` against ``host`` and return the proven session."""
+def login(settings: Settings, host: str, *, debug_dir: Path | None = None, prove: bool = True) -> Session:
+    """Run the Dex login for ``settings`` against ``host`` and return the session (``prove``: see dex_login)."""
     password = _password(settings)
     if not settings.username:
         raise ConfigError("dex login needs a username: set KFP_CI_USERNAME or pass --username")
@@ -85,7 +88,7 @@ def login(settings: Settings, host: str, *, debug_dir: Path | None = None) -> Se
         check_plain_http(host, False, "the Dex password")
     with build_http_client(auth=None, verify=verify(settings), timeout=settings.timeout, transport=None) as http:
         return dex_login(http, host, settings.username, password, connector=settings.dex_connector,
-                         debug_dir=debug_dir, allow_insecure_http=settings.allow_insecure_http)
+                         debug_dir=debug_dir, allow_insecure_http=settings.allow_insecure_http, prove=prove)
 
 
 def build_auth(settings: Settings, host: str, *, debug_dir: Path | None = None) -> httpx.Auth | None:
@@ -117,8 +120,8 @@ def build_auth(settings: Settings, host: str, *, debug_dir: Path | None = None) 
         cached = _cache.load(host)
         session = Session(cached, "cached") if cached else None
         if settings.username and (settings.password or settings.password_file):
-            def relogin() -> Session:
-                return login(settings, host, debug_dir=debug_dir)
+            def relogin() -> Session:  # the request DexSession sends next proves the session
+                return login(settings, host, debug_dir=debug_dir, prove=False)
 
             def keep_cache_fresh(new: Session) -> None:
                 _cache.save(host, new.cookies, None)
@@ -131,7 +134,7 @@ def build_auth(settings: Settings, host: str, *, debug_dir: Path | None = None) 
     raise UsageError(f"unknown auth mode {mode!r}")
 
 
-def client_from_settings(settings: Settings) -> Any:
+def client_from_settings(settings: Settings) -> Client:
     """The :class:`kfp_ci.client.Client` for ``settings``, authenticated (a saved session is reused)."""
     from kfp_ci.client import Client
 
