@@ -1,9 +1,10 @@
-"""The Dex login walker: one cookie jar, httpx, BeautifulSoup; every Kubeflow generation's chain.
+"""The Dex login walker: one cookie jar, httpx, the page reader of ``_page``; every Kubeflow generation's chain.
 
 Walks oauth2-proxy (403 sign-in page -> ``/oauth2/start``, 1.9.0's Grant Access page, split session cookies)
 and oidc-authservice (302 chain, both Dex URL shapes, ``oidc_state_csrf``) by reading each page: the connector
 is followed by its link, forms are posted to their ``action`` resolved against the current URL. Success is
-proven: the session cookie(s) exist and an authenticated healthz answers JSON.
+proven: the session cookie(s) exist and an authenticated call answers JSON (``kfp-ci login``'s own healthz,
+or the first API call of the command that logged in).
 """
 
 from __future__ import annotations
@@ -13,17 +14,15 @@ import json
 import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlencode, urljoin, urlsplit, urlunsplit
 
 import httpx
 
 from kfp_ci import _console, _secrets
 from kfp_ci._record import Record, field
+from kfp_ci.auth._page import Page, parse_page
 from kfp_ci.errors import ConnectError, LoginError, UsageError
-
-if TYPE_CHECKING:  # bs4 costs ~0.15 s to import: only a login that meets a page pays for it
-    from bs4 import BeautifulSoup, Tag
 
 __all__ = ["SESSION_COOKIE", "Session", "check_plain_http", "dex_login", "healthz_body", "is_loopback",
            "verify_session"]
@@ -174,44 +173,44 @@ class _Walker:
             if response.status_code == 401 and text in ("{}", ""):
                 raise self.not_understood(response, "a 401 for an API route: the host URL must be the dashboard")
             raise self.not_understood(response, "not a login page")
-        from bs4 import BeautifulSoup, Tag
-
-        soup = BeautifulSoup(response.text, "html.parser")
-        forms = [f for f in soup.find_all("form") if isinstance(f, Tag)]
+        page = parse_page(response.text)
+        forms = page.forms
         # oauth2-proxy sign-in page (KF 1.9.1+): submit its GET form to /oauth2/start
         for form in forms:
-            action = str(form.get("action") or "")
+            action = form.action
             if action.rstrip("/").endswith("/oauth2/start"):
-                query = urlencode(self.inputs(form))
+                query = urlencode(form.values())
                 return self.send("GET", urljoin(url, action) + ("?" + query if query else ""),
                                  headers={"Accept": "text/html"})
         # Dex password form
         for form in forms:
-            if form.find("input", attrs={"name": "password"}) and form.find("input", attrs={"name": "login"}):
-                if str(form.get("action") or "").rstrip("/").endswith("/oauth2/sign_in"):
+            if form.has_input("password") and form.has_input("login"):
+                if form.action.rstrip("/").endswith("/oauth2/sign_in"):
                     continue  # oauth2-proxy htpasswd form, not Dex
-                error = soup.find(id="login-error") or soup.find(class_="dex-error-box")
+                error = page.by_id("login-error")
+                if error is None:
+                    error = page.by_class("dex-error-box")
                 if error is not None and self.posted:
                     raise LoginError(f"Dex rejected the credentials of {self.username} (HTTP {response.status_code}): "
-                                     f"{error.get_text(' ', strip=True)} Check KFP_CI_USERNAME and the password")
+                                     f"{error} Check KFP_CI_USERNAME and the password")
                 if self.posted:
                     raise self.not_understood(response, "the password form again without an error")
                 m = re.search(r"/auth/([^/?#]+)", urlsplit(url).path)
                 if self.connector and m is not None and m.group(1) != self.connector:
                     raise LoginError(f"Dex offers no connector {self.connector!r}: choose --dex-connector from: "
                                      f"{m.group(1)} (the only one)")
-                target = urljoin(url, str(form.get("action") or url))
+                target = urljoin(url, form.action or url)
                 check_plain_http(target, self.allow_http, "the Dex password")
                 self.posted = True
-                data = {**self.inputs(form), "login": self.username, "password": self.password}
+                data = {**form.values(), "login": self.username, "password": self.password}
                 return self.send("POST", target, data=data, headers={"Accept": "text/html"})
         # Dex approval page (KF 1.9.0): the form with approval=approve
         for form in forms:
-            if form.find("input", attrs={"name": "approval", "value": "approve"}):
-                target = urljoin(url, str(form.get("action") or url))
-                return self.send("POST", target, data=self.inputs(form), headers={"Accept": "text/html"})
+            if form.has_input("approval", "approve"):
+                target = urljoin(url, form.action or url)
+                return self.send("POST", target, data=form.values(), headers={"Accept": "text/html"})
         # Dex connector selection
-        links = self.connectors(soup, url)
+        links = self.connectors(page, url)
         if links:
             wanted = self.connector or next((c for c in ("local", "ldap") if c in links), None)
             if wanted is None and len(links) == 1:
@@ -222,37 +221,23 @@ class _Walker:
                     raise LoginError(f"Dex offers several connectors: choose one with --dex-connector: {offered}")
                 raise LoginError(f"Dex offers no connector {wanted!r}: choose --dex-connector from: {offered}")
             return self.send("GET", links[wanted][1], headers={"Accept": "text/html"})
-        text = soup.get_text(" ", strip=True)
+        text = page.text
         if "CSRF" in text or "Missing url parameter: state" in text:
-            raise self.csrf_error(url, response.status_code, _message(soup))
-        heading = soup.find(class_="theme-heading") or soup.find(class_="status-code")
-        if heading is not None and response.status_code >= 400:
-            raise LoginError(f"the login failed at {_strip(url)} (HTTP {response.status_code}): {_message(soup)}")
+            raise self.csrf_error(url, response.status_code, page.message())
+        heading = page.by_class("theme-heading") is not None or page.by_class("status-code") is not None
+        if heading and response.status_code >= 400:
+            raise LoginError(f"the login failed at {_strip(url)} (HTTP {response.status_code}): {page.message()}")
         raise self.not_understood(response, "no sign-in form, Dex form, approval form or connector link")
 
     @staticmethod
-    def inputs(form: Tag) -> dict[str, str]:
-        from bs4 import Tag
-
-        values: dict[str, str] = {}
-        for field_ in form.find_all("input"):
-            if isinstance(field_, Tag) and field_.get("name") and field_.get("type", "text") in ("hidden", "text"):
-                values[str(field_["name"])] = str(field_.get("value") or "")
-        return values
-
-    @staticmethod
-    def connectors(soup: BeautifulSoup, url: str) -> dict[str, tuple[str, str]]:
-        from bs4 import Tag
-
+    def connectors(page: Page, url: str) -> dict[str, tuple[str, str]]:
         found: dict[str, tuple[str, str]] = {}
-        for a in soup.find_all("a", href=True):
-            if not isinstance(a, Tag):
-                continue
-            href = urljoin(url, str(a["href"]))
+        for raw, text in page.links:
+            href = urljoin(url, raw)
             m = re.search(r"/auth/([^/?#]+)$", urlsplit(href).path)
             if m is None:
                 continue
-            name = a.get_text(" ", strip=True).removeprefix("Log in with ").strip() or m.group(1)
+            name = text.removeprefix("Log in with ").strip() or m.group(1)
             found[m.group(1)] = (name, href)
         return found
 
@@ -274,13 +259,6 @@ class _Walker:
             saved = "; pass --debug-dir to save the page"
         return LoginError(f"the login flow did not understand the page at {where} (HTTP {response.status_code}, "
                           f"{why}){saved}")
-
-
-def _message(soup: BeautifulSoup) -> str:
-    p = soup.find("p")
-    if p is not None and p.get_text(strip=True):
-        return p.get_text(" ", strip=True)
-    return soup.get_text(" ", strip=True)[:200]
 
 
 def healthz_body(response: httpx.Response) -> dict[str, object] | None:
