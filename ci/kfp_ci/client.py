@@ -721,7 +721,8 @@ def _parse_docs(data: bytes) -> list[Mapping[str, Any]]:
     import yaml  # only for the calls that read a package
 
     try:
-        docs = [d for d in yaml.safe_load_all(data.decode("utf-8")) if d is not None]
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when available
+        docs = [d for d in yaml.load_all(data.decode("utf-8"), Loader=loader) if d is not None]
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise UsageError(f"the pipeline package is not valid YAML/JSON: {str(exc).splitlines()[0]}") from None
     if not docs or not all(isinstance(d, Mapping) for d in docs):

@@ -23,12 +23,13 @@ from kfp_ci.local._compat import GRPC_HTTP, Compat
 from kfp_ci.local._executor import TERMINAL, Executor, set_state
 from kfp_ci.local._scheduler import cron_error
 from kfp_ci.local._store import Record, Store, new_id, now
+from kfp_ci.local._yaml import dump_yaml, load_docs
 
 if TYPE_CHECKING:
     from kfp_ci.local._app import Req, Resp
 
 Query = Mapping[str, str]
-_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
 MAX_PACKAGE = 32 << 20
 OPS = {"EQUALS": 1, "NOT_EQUALS": 2, "GREATER_THAN": 3, "GREATER_THAN_EQUALS": 5, "LESS_THAN": 6,
        "LESS_THAN_EQUALS": 7, "IN": 8, "IS_SUBSTRING": 9}
@@ -158,7 +159,7 @@ def read_package(content: bytes, filename: str) -> tuple[bytes, dict[str, Any]]:
                             kind="upload")
         content = inner
     try:
-        docs = [d for d in yaml.safe_load_all(content) if d is not None]
+        docs = load_docs(content)
     except yaml.YAMLError as exc:
         raise HttpError(3, f"Failed to parse the pipeline spec: {str(exc).splitlines()[0]}", kind="upload") from None
     if not docs or not isinstance(docs[0], dict):
@@ -462,7 +463,7 @@ class Model:
         cached = self._specs.get(digest)
         if cached is None:
             content = self.store.package(digest) or b""
-            docs = [d for d in yaml.load_all(content, Loader=_Loader) if d is not None]
+            docs = load_docs(content)
             cached = docs[0] if docs and isinstance(docs[0], dict) else {}
             with self._specs_lock:
                 if len(self._specs) > 256:
@@ -513,7 +514,7 @@ class Model:
                        user: str | None) -> tuple[str, str, bytes, dict[str, Any]]:
         """(pipeline_id, version_id, package bytes, IR) for a run: a version, the latest version, or inline IR."""
         if inline:
-            content = yaml.safe_dump(inline, sort_keys=False).encode()
+            content = dump_yaml(inline).encode()
             return "", "", content, inline
         if version_id:
             version = self.version(version_id, user)
@@ -612,7 +613,7 @@ class Model:
             experiment = self.default_experiment(self.namespace(user, ns, required=False, what=""))
         package = ""
         if inline:
-            package = self.store.put_package(yaml.safe_dump(inline, sort_keys=False).encode())
+            package = self.store.put_package(dump_yaml(inline).encode())
         elif version_id:
             self.resolve_source(pipeline_id=pipeline_id, version_id=version_id, inline=None, user=user)
         elif pipeline_id:
@@ -653,7 +654,7 @@ class Model:
         """Scheduler callback: one run of ``rec``; always-latest resolves the newest version now."""
         inline = None
         if rec.get("inline") and rec.get("package"):
-            inline = next(d for d in yaml.safe_load_all(self.store.package(rec["package"]) or b"") if d)
+            inline = next(d for d in load_docs(self.store.package(rec["package"]) or b"") if d)
         stamp = datetime.fromtimestamp(scheduled_at, tz=timezone.utc).strftime("%Y%m%d%H%M%S")
         try:
             self.create_run(name=f"{rec['name']}-{stamp}", description=rec.get("description", ""),

@@ -21,6 +21,7 @@ from typing import Any
 import yaml
 
 from kfp_ci.local._store import Record, Store, now
+from kfp_ci.local._yaml import dump_yaml, load_docs
 
 TERMINAL = ("SUCCEEDED", "FAILED", "CANCELED", "SKIPPED")
 RESTART_ERROR = "The run was interrupted by a restart of the embedded server (kfp-ci serve); start it again."
@@ -42,7 +43,7 @@ def set_state(run: Record, state: str, error: str = "") -> None:
 def package_problem(content: bytes) -> str:
     """Why the local runner cannot execute this package ('' when it looks runnable)."""
     try:
-        docs = [d for d in yaml.safe_load_all(content) if d is not None]
+        docs = load_docs(content)
     except yaml.YAMLError as exc:
         return f"the pipeline package is not valid YAML: {str(exc).splitlines()[0]}"
     if not docs or not isinstance(docs[0], dict):
@@ -207,8 +208,8 @@ class Executor:
     def _run_worker(self, run_id: str, package: bytes, params: dict[str, Any], cancel: threading.Event) -> None:
         run_dir = self.runs_dir / run_id
         run_dir.mkdir(parents=True, exist_ok=True)
-        first = next(d for d in yaml.safe_load_all(package) if d is not None)
-        (run_dir / "pipeline.yaml").write_text(yaml.safe_dump(first, sort_keys=False))
+        first = next(iter(load_docs(package)))
+        (run_dir / "pipeline.yaml").write_text(dump_yaml(first))
         (run_dir / "params.json").write_text(json.dumps(params))
         env = dict(os.environ)
         env["PYTHONUNBUFFERED"] = "1"

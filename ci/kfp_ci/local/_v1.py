@@ -23,6 +23,7 @@ from kfp_ci.local._api import (
 )
 from kfp_ci.local._api import resp as _resp
 from kfp_ci.local._store import Record
+from kfp_ci.local._yaml import load_docs
 
 if TYPE_CHECKING:
     from kfp_ci.local._app import Req, Resp, Router
@@ -112,7 +113,7 @@ class V1(Handlers):
         spec: dict[str, Any] = {"pipeline_id": r.get("pipeline_id"), "parameters": params}
         if r.get("inline") and r.get("package"):
             content = (self.m.store.package(r["package"]) or b"").decode()
-            doc: dict[str, Any] = next((d for d in yaml.safe_load_all(content) if d), {})
+            doc: dict[str, Any] = next((d for d in load_docs(content) if d), {})
             spec["workflow_manifest" if "root" not in doc else "pipeline_manifest"] = json.dumps(doc)
         refs = []
         if r.get("experiment_id"):
@@ -316,7 +317,7 @@ class V1(Handlers):
                     inline = json.loads(spec[key]) if isinstance(spec[key], str) else spec[key]
                 except ValueError:
                     try:
-                        inline = yaml.safe_load(spec[key])
+                        inline = next(iter(load_docs(spec[key])), None)
                     except yaml.YAMLError:
                         raise bad(f"pipeline_spec.{key} is neither JSON nor YAML") from None
         params: dict[str, Any] = {}

@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-import yaml
-
 from kfp_ci.local._api import (
     Handlers,
     HttpError,
@@ -23,6 +21,7 @@ from kfp_ci.local._api import (
 )
 from kfp_ci.local._api import resp as _resp
 from kfp_ci.local._store import Record
+from kfp_ci.local._yaml import load_docs
 
 if TYPE_CHECKING:
     from kfp_ci.local._app import Req, Resp, Router
@@ -129,7 +128,7 @@ class V2(Handlers):
             out.setdefault("runtime_config", {})["parameters"] = params
         if r.get("inline"):
             content = self.m.store.package(r["package"]) or b""
-            out["pipeline_spec"] = next((d for d in yaml.safe_load_all(content) if d), {})
+            out["pipeline_spec"] = next((d for d in load_docs(content) if d), {})
         return out
 
     def recurring(self, rec: Record) -> dict[str, Any]:
@@ -155,7 +154,7 @@ class V2(Handlers):
         }
         out = clean(body)
         if rec.get("inline") and rec.get("package"):
-            out["pipeline_spec"] = next((d for d in yaml.safe_load_all(self.m.store.package(rec["package"]) or b"")
+            out["pipeline_spec"] = next((d for d in load_docs(self.m.store.package(rec["package"]) or b"")
                                          if d), {})
         return out
 

@@ -48,7 +48,7 @@ def _runnable_spec(path: Path) -> str:
     import yaml
 
     text = path.read_text(encoding="utf-8")
-    docs = list(yaml.safe_load_all(text))
+    docs = list(yaml.load_all(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)))
     spec = docs[0] if docs and isinstance(docs[0], dict) else None
     if spec is None:
         return text
@@ -60,7 +60,7 @@ def _runnable_spec(path: Path) -> str:
     while f"comp-{unique}" in components:
         unique += "-root"
     spec["pipelineInfo"] = {**spec["pipelineInfo"], "name": unique}
-    return yaml.safe_dump_all(docs, sort_keys=False)
+    return str(yaml.dump_all(docs, Dumper=getattr(yaml, "CSafeDumper", yaml.SafeDumper), sort_keys=False))
 
 
 def main(run_dir: Path) -> int:
