@@ -3,7 +3,8 @@
 Both sides do the same job from a fresh process, as a CI step does: log in with Dex (username/password),
 upload a new version of an existing pipeline, start a run, do not wait.
 
-- kfp-ci: ``kfp-ci deploy pipeline.yaml --run --auth dex --version-name <unique>`` (a subprocess).
+- kfp-ci: ``kfp-ci deploy pipeline.yaml --run --auth dex --version-name <unique>`` (the console script, a
+  subprocess).
 - kfp SDK: the tutorial script: a requests-based Dex login (the Kubeflow docs' KFPClientManager recipe), then
   ``kfp.Client(host, cookies=...)``, ``get_pipeline_id``, ``upload_pipeline_version``, ``create_experiment``,
   ``run_pipeline`` (a subprocess running the script below).
@@ -164,8 +165,11 @@ def main(argv: list[str] | None = None) -> int:
             env.pop("GITHUB_ACTIONS", None)
             script = work / "sdk_deploy.py"
             script.write_text(SDK_SCRIPT)
-            kfp_ci = [sys.executable, "-m", "kfp_ci", "deploy", str(package), "--host", url, "--auth", args.auth,
-                      "--run", "-e", "bench"]
+            # The console script, as a CI step runs it (python -m kfp_ci when it is not installed as a script).
+            script_path = Path(sys.executable).with_name("kfp-ci")
+            launcher = [str(script_path)] if script_path.exists() else [sys.executable, "-m", "kfp_ci"]
+            deploy_args = ["deploy", str(package), "--host", url, "--auth", args.auth, "--run", "--experiment", "bench"]
+            kfp_ci = [*launcher, *deploy_args]
             # The pipeline exists before the measured rounds (the CI case: a push to main).
             _run([*kfp_ci, "--version-name", "setup"], env)
             ours: list[float] = []
@@ -174,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
                 ours.append(_run([*kfp_ci, "--version-name", f"kfp-ci-{i}"], env)[0])
                 theirs.append(_run([sys.executable, str(script), url, str(package), f"sdk-{i}"], env)[0])
             count_env = {**env, "BENCH_COUNT": "1"}
-            ours_requests = _requests(_run([sys.executable, "-c", KFP_CI_COUNT, *kfp_ci[3:], "--version-name",
+            ours_requests = _requests(_run([sys.executable, "-c", KFP_CI_COUNT, *deploy_args, "--version-name",
                                             "count"], count_env)[1])
             theirs_requests = _requests(_run([sys.executable, str(script), url, str(package), "sdk-count"],
                                              count_env)[1])
