@@ -8,7 +8,9 @@ is shown only with ``--verbose``.
 
 from __future__ import annotations
 
+import atexit
 import functools
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -396,9 +398,38 @@ def demo_cmd(app: App, **kwargs: Any) -> None:
     _dispatch("demo", "demo_command", app, **kwargs)
 
 
-def run() -> None:  # pragma: no cover - console script indirection
-    main()
+_EXIT_STATUS = [1]  # what the process exits with if a command ends without SystemExit (an escaped exception)
+
+
+def _quick_exit() -> None:
+    """The last atexit handler: flush the output and end the process without tearing the interpreter down."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            if stream is not None:
+                stream.flush()
+        except (OSError, ValueError):  # a closed pipe: nothing more to say
+            pass
+    os._exit(_EXIT_STATUS[0])
+
+
+def run() -> None:
+    """The ``kfp-ci`` console script (and ``python -m kfp_ci``): :func:`main`, then a quick exit.
+
+    After a deploy the interpreter's teardown (a final garbage collection, then clearing ~330 modules) takes
+    ~20 ms, some 8% of the command. Python joins non-daemon threads and runs the other atexit handlers first;
+    this handler, registered first so it runs last, then flushes stdout/stderr and calls ``os._exit`` with the
+    command's status (the technique Instagram described for skipping the final collection). Library calls of
+    :func:`main` (tests, ``CliRunner``) never register it.
+    """
+    atexit.register(_quick_exit)
+    try:
+        main(prog_name="kfp-ci")
+    except SystemExit as exc:
+        code = exc.code
+        _EXIT_STATUS[0] = code if isinstance(code, int) else 0 if code is None else 1
+        raise
+    _EXIT_STATUS[0] = 0
 
 
 if __name__ == "__main__":  # pragma: no cover
-    main()
+    run()

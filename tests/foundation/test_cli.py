@@ -110,3 +110,39 @@ def test_deploy_path_imports_no_kfp_no_server_and_parses_html_only_when_needed()
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize(("args", "code", "stream", "text"), [
+    (["--version"], 0, "stdout", f"kfp-ci {__version__}"),
+    (["deploy", "no-such.yaml", "--host", "http://127.0.0.1:9"], 2, "stderr", "no-such.yaml: no such file"),
+    (["deploy", "--wait", "--host", "http://127.0.0.1:9"], 2, "stderr", "--wait needs --run"),
+    (["--no-such-flag"], 2, "stderr", "No such option"),
+])
+def test_the_console_entry_keeps_exit_codes_and_flushes_piped_output(args: list[str], code: int, stream: str,
+                                                                      text: str) -> None:
+    # run() ends the process with os._exit after the command: the status and every line must survive it
+    proc = subprocess.run([sys.executable, "-m", "kfp_ci", *args], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == code, proc.stderr
+    assert text in getattr(proc, stream)
+
+
+def test_the_console_entry_runs_atexit_handlers_registered_by_the_command(tmp_path: Path) -> None:
+    marker = tmp_path / "flushed.txt"
+    script = (
+        "import atexit, sys\n"
+        "from kfp_ci import cli\n"
+        "def late():\n"  # registered after run() started, as a library imported by a command would do
+        f"    open({str(marker)!r}, 'w').write('ok')\n"
+        "orig = cli.main\n"
+        "def main(*a, **k):\n"
+        "    atexit.register(late)\n"
+        "    print('x' * 200000)\n"  # more than a pipe buffer: must be flushed before the quick exit
+        "    return orig(*a, **k)\n"
+        "cli.main = main\n"
+        "sys.argv = ['kfp-ci', '--version']\n"
+        "cli.run()\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.count("x") == 200000 and proc.stdout.rstrip().endswith(f"kfp-ci {__version__}")
+    assert marker.read_text() == "ok"
