@@ -112,7 +112,19 @@ class TokenFile(BearerToken):
         return value
 
 
-class CookieAuth(httpx.Auth):
+class SessionCookie(httpx.Auth):
+    """An Auth that sends a session as a ``Cookie`` header.
+
+    httpx drops a ``Cookie`` header on every redirect (it expects cookies in its jar), so a same-host redirect of
+    an API call (a trailing slash, an http -> https upgrade) would arrive without the session. The client puts
+    the header back on such hops (:func:`build_http_client`); a hop to another host never gets it.
+    """
+
+    def cookie_header(self) -> str | None:
+        raise NotImplementedError
+
+
+class CookieAuth(SessionCookie):
     """A raw ``Cookie`` header (``"name=value; other=value"``), e.g. a dashboard session; never with a Bearer."""
 
     def __init__(self, cookie_header: str) -> None:
@@ -122,11 +134,14 @@ class CookieAuth(httpx.Auth):
         _secrets.register(cookie_header)
         for part in cookie_header.split(";"):
             _secrets.register(part.strip().partition("=")[2])
-        self.cookie_header = cookie_header
+        self._cookie_header = cookie_header
+
+    def cookie_header(self) -> str:
+        return self._cookie_header
 
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         request.headers.pop("Authorization", None)
-        request.headers["Cookie"] = self.cookie_header
+        request.headers["Cookie"] = self._cookie_header
         yield request
 
 
@@ -149,6 +164,28 @@ class _LazyTransport(httpx.BaseTransport):
     def close(self) -> None:
         if self._inner is not None:
             self._inner.close()
+
+
+def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
+    return url.scheme, url.host, url.port
+
+
+def _cookie_on_redirects(auth: SessionCookie) -> Callable[[httpx.Request], None]:
+    """A request hook: a redirect hop to the origin the session was sent to (or its https upgrade) gets it again."""
+    sent_to: set[tuple[str, str, int | None]] = set()
+
+    def hook(request: httpx.Request) -> None:
+        if "cookie" in request.headers:  # the auth flow's own request
+            sent_to.add(_origin(request.url))
+            return
+        scheme, host, port = _origin(request.url)
+        upgrade = scheme == "https" and any(h == host and s == "http" for s, h, _p in sent_to)
+        if (scheme, host, port) in sent_to or upgrade:
+            header = auth.cookie_header()
+            if header:
+                request.headers["Cookie"] = header
+
+    return hook
 
 
 def _tls(verify: bool | str | os.PathLike[str] | ssl.SSLContext) -> bool | ssl.SSLContext:
@@ -180,13 +217,16 @@ def build_http_client(
     if isinstance(verify, (str, os.PathLike)) and not Path(verify).exists():
         raise UsageError(f"CA bundle {verify} does not exist: fix --ca-bundle / SSL_CERT_FILE / REQUESTS_CA_BUNDLE")
     timeouts = timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout, connect=min(10.0, timeout))
+    hooks = {name: list(funcs) for name, funcs in (event_hooks or {}).items()}
+    if isinstance(auth, SessionCookie):
+        hooks.setdefault("request", []).append(_cookie_on_redirects(auth))
     common: dict[str, Any] = {
         "auth": auth,
         "timeout": timeouts,
         "trust_env": True,
         "follow_redirects": True,
         "headers": {"User-Agent": USER_AGENT, "Accept": "application/json"},
-        "event_hooks": dict(event_hooks or {}),
+        "event_hooks": hooks,
     }
     if transport is not None:
         return httpx.Client(transport=transport, **common)

@@ -382,3 +382,44 @@ def test_importing_the_client_loads_no_heavy_module() -> None:
             "print(sorted(m for m in ('yaml', 'bs4', 'kfp', 'starlette', 'uvicorn', 'certifi') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+HEALTHZ_JSON = {"commit_sha": "abc", "tag_name": "2.17.0", "multi_user": False}
+
+
+def _redirecting_gateway(seen: list[tuple[str, str | None, str | None]]) -> Callable[[httpx.Request], httpx.Response]:
+    """A gateway that moves the API once on the same host (308) and once across hosts (302)."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append((str(request.url.copy_with(query=None)), request.headers.get("cookie"),
+                     request.headers.get("authorization")))
+        if request.url.host == "kf.example.com" and request.url.path == "/apis/v2beta1/healthz":
+            return httpx.Response(308, headers={"Location": "/v2/apis/v2beta1/healthz"})
+        if request.url.host == "kf.example.com" and request.url.path == "/apis/v2beta1/experiments":
+            return httpx.Response(302, headers={"Location": "https://elsewhere.example.com/apis/v2beta1/experiments"})
+        if request.url.host == "elsewhere.example.com":
+            return httpx.Response(200, json={})
+        if request.headers.get("cookie") != "session=s3cr3t" and request.headers.get("authorization") is None:
+            return httpx.Response(401, json={})
+        return httpx.Response(200, json=HEALTHZ_JSON)
+
+    return handler
+
+
+@pytest.mark.parametrize("auth", ["cookie", "dex-session", "bearer"])
+def test_credentials_follow_a_same_host_redirect_but_never_another_host(auth: str) -> None:
+    from kfp_ci.auth import DexSession, Session
+
+    seen: list[tuple[str, str | None, str | None]] = []
+    credentials: httpx.Auth = {"cookie": CookieAuth("session=s3cr3t"), "bearer": BearerToken("t0ken"),
+                               "dex-session": DexSession(Session({"session": "s3cr3t"}, "cached"), None)}[auth]
+    gateway = httpx.MockTransport(_redirecting_gateway(seen))
+    client = Client("https://kf.example.com", auth=credentials, transport=gateway)
+    assert client.get_kfp_healthz().version == "2.17.0"
+    expected = (None, "Bearer t0ken") if auth == "bearer" else ("session=s3cr3t", None)
+    assert seen[:2] == [("https://kf.example.com/apis/v2beta1/healthz", *expected),
+                        ("https://kf.example.com/v2/apis/v2beta1/healthz", *expected)]  # httpx alone drops the cookie
+    seen.clear()
+    client.list_experiments()
+    assert seen[0][0] == "https://kf.example.com/apis/v2beta1/experiments"
+    assert seen[1] == ("https://elsewhere.example.com/apis/v2beta1/experiments", None, None)

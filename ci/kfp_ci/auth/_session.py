@@ -7,7 +7,7 @@ from collections.abc import Callable, Generator
 
 import httpx
 
-from kfp_ci._http import is_html, looks_like_login
+from kfp_ci._http import SessionCookie, is_html, looks_like_login
 from kfp_ci.auth._dex import Session
 from kfp_ci.errors import AuthError
 
@@ -27,7 +27,7 @@ def needs_login(response: httpx.Response) -> bool:
     return response.status_code == 200 and is_html(response) and looks_like_login(response)
 
 
-class DexSession(httpx.Auth):
+class DexSession(SessionCookie):
     """Cookie session; on expiry calls ``relogin`` once and replays the request (never with a Bearer header)."""
 
     requires_request_body = True
@@ -53,6 +53,9 @@ class DexSession(httpx.Auth):
             if self._on_new is not None:
                 self._on_new(self.session)
             return self.session
+
+    def cookie_header(self) -> str | None:
+        return self.session.header() if self.session is not None else None
 
     def _apply(self, request: httpx.Request, session: Session) -> None:
         request.headers.pop("Authorization", None)
