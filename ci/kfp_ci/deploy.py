@@ -376,7 +376,7 @@ def _apply_schedule(api: Api, result: DeployResult, target: Target, schedule: Sc
 
 
 def deploy(
-    client: Any,
+    client: Client,
     package: str | Path,
     *,
     namespace: str | None = None,
