@@ -51,7 +51,11 @@ def spec_dir() -> Path:
         sibling = parent.parent / "shared" / "kfp-api"
         if sibling.is_dir():
             return sibling
-    raise FileNotFoundError("shared/kfp-api not found beside the project; set KFP_CI_SHARED")
+    fetched = here.parents[1] / ".kfp-ci" / "shared" / "kfp-api"  # scripts/setup-kfp-api on a machine without them
+    if fetched.is_dir():
+        return fetched
+    raise FileNotFoundError("shared/kfp-api not found beside the project: run scripts/setup-kfp-api or set "
+                            "KFP_CI_SHARED")
 
 
 @dataclass(frozen=True)
