@@ -8,6 +8,17 @@ from typing import Any
 
 import pytest
 
+# Set by GitHub Actions (and act) on the runner the suite may itself run on: they switch kfp-ci to annotations,
+# step outputs and masking. Tests that want that behaviour set them explicitly.
+_RUNNER_VARS = ("GITHUB_ACTIONS", "GITHUB_OUTPUT", "GITHUB_STEP_SUMMARY", "GITHUB_ENV", "GITHUB_PATH", "RUNNER_DEBUG")
+
+
+@pytest.fixture(autouse=True)
+def _not_inside_github_actions(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test sees the environment of a laptop, also when the suite runs in this repository's own CI."""
+    for name in _RUNNER_VARS:
+        monkeypatch.delenv(name, raising=False)
+
 
 @pytest.fixture
 def kfp_server(tmp_path: Path) -> Iterator[Callable[..., Any]]:
