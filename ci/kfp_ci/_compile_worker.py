@@ -48,7 +48,10 @@ def _locate(
     for frame, lineno in traceback.walk_tb(exc.__traceback__):
         filename = os.path.abspath(frame.f_code.co_filename)
         if filename == source:
-            in_source = (filename, lineno)
+            located: int | None = lineno
+            if sys.version_info < (3, 11) and frame.f_code.co_name == "<module>":
+                located = _decorator_line(filename, lineno)
+            in_source = (filename, located)
         if _is_user_file(filename, root):
             best = (filename, lineno)
     if in_source is not None:
@@ -56,6 +59,29 @@ def _locate(
     if best is not None:
         return best
     return source, def_line
+
+
+def _decorator_line(filename: str, lineno: int | None) -> int | None:
+    """Python <= 3.10 reports an error raised while decorating at the ``def`` line, 3.11+ at the decorator's line.
+
+    Map the first to the second, so that an error in ``@dsl.pipeline`` or ``@dsl.component`` is located at the
+    same line on every Python (the decorator named ``dsl.*``, else the innermost one).
+    """
+    import ast
+
+    try:
+        with open(filename, encoding="utf-8") as handle:
+            tree = ast.parse(handle.read(), filename)
+    except (OSError, SyntaxError, ValueError):
+        return lineno
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and node.lineno == lineno:
+            decorators = node.decorator_list
+            if not decorators:
+                return lineno
+            kfp = [d for d in decorators if "dsl." in ast.unparse(d)]
+            return (kfp or decorators)[-1].lineno
+    return lineno
 
 
 def _message(exc: BaseException) -> str:
