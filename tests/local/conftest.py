@@ -16,7 +16,8 @@ from kfp_ci.local import _app
 
 @pytest.fixture(scope="session")
 def pipelines(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """Compiled packages: ``add-square`` (2 steps), ``always-fails``, ``slow`` (sleeps), ``container``."""
+    """Compiled packages: ``add-square`` (2 steps), ``always-fails``, ``slow`` (sleeps), ``container``,
+    ``metrics``, ``square``, ``fails-once`` (fails the first time)."""
     from kfp import compiler
 
     from . import pipeline_defs as d
@@ -25,7 +26,7 @@ def pipelines(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     paths = {}
     for name, func in [("add-square", d.add_square), ("always-fails", d.always_fails), ("slow", d.slow),
                        ("container", d.container), ("metrics", d.metrics),
-                       ("square", d.square_named_like_its_component)]:
+                       ("square", d.square_named_like_its_component), ("fails-once", d.fails_once)]:
         paths[name] = out / f"{name}.yaml"
         compiler.Compiler().compile(func, str(paths[name]))
     return paths

@@ -65,3 +65,19 @@ def metrics(r2: float = 0.9) -> None:
 def square_named_like_its_component(value: float = 3.0) -> None:
     """A pipeline sharing its name with a component (``comp-square``): real KFP runs it, so must we."""
     square(x=value)
+
+
+@dsl.component(base_image="python:3.11")
+def fail_once(marker: str) -> str:
+    """Fails the first time (leaving ``marker``), succeeds afterwards: a flaky step worth a retry."""
+    import os
+
+    if not os.path.exists(marker):
+        open(marker, "w").close()
+        raise RuntimeError("transient failure")
+    return "recovered"
+
+
+@dsl.pipeline(name="fails-once")
+def fails_once(marker: str = "/nonexistent/marker") -> None:
+    fail_once(marker=marker)

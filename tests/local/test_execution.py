@@ -176,6 +176,26 @@ def test_executed_run_keeps_artifacts_and_outputs(kfp_server: Callable[..., Any]
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("api", ["v2", "v1"])
+def test_a_failed_run_is_retried_under_the_same_id(kfp_server: Callable[..., Any], pipelines: dict[str, Path],
+                                                   tmp_path: Path, api: str) -> None:
+    srv = kfp_server(execute=True)
+    p = upload(srv.url, pipelines["fails-once"], name="fails-once").json()
+    marker = tmp_path / "marker"
+    run_id = _run(srv.url, p["pipeline_id"], runtime_config={"parameters": {"marker": str(marker)}})["run_id"]
+    first = _wait(srv.url, run_id, ("SUCCEEDED", "FAILED"))
+    assert first["state"] == "FAILED" and "FAILURE" in first["error"]["message"]
+    retry = f"{srv.url}{V2}/runs/{run_id}:retry" if api == "v2" else f"{srv.url}/apis/v1beta1/runs/{run_id}/retry"
+    assert httpx.post(retry).status_code == 200
+    again = _wait(srv.url, run_id, ("SUCCEEDED", "FAILED"))
+    assert again["state"] == "SUCCEEDED", again.get("error")
+    assert [h["state"] for h in again["state_history"]] == ["PENDING", "RUNNING", "FAILED", "PENDING", "RUNNING",
+                                                             "SUCCEEDED"]
+    refused = httpx.post(retry)  # only a failed run can be retried, as KFP's "Workflow must be Failed/Error"
+    assert refused.status_code == 400 and "must be Failed" in refused.json()["message"]
+
+
+@pytest.mark.slow
 def test_pipeline_named_like_one_of_its_components_runs(kfp_server: Callable[..., Any],
                                                          pipelines: dict[str, Path]) -> None:
     srv = kfp_server(execute=True)

@@ -581,6 +581,29 @@ class Model:
         self.store.update("run", run["id"], change)
         self.executor.terminate(run["id"])
 
+    def retry(self, ident: str, user: str | None) -> Record:
+        """KFP's RetryRun: a FAILED run goes back to running under the same id; any other state is a 400.
+
+        KFP re-submits the workflow's failed nodes; the local runner has no per-task resume, so the whole pipeline
+        runs again (tasks that had succeeded too), with the run's parameters.
+        """
+        run = self.run(ident, user)
+        if run["state"] != "FAILED":
+            raise HttpError(3, f"Failed to retry run {run['id']}: Workflow must be Failed/Error to retry (the run is "
+                            f"{run['state']})", status=400, user_message="only a failed run can be retried")
+        content = self.store.package(run["package"]) or b""
+        docs = load_docs(content) if content else []
+        spec = docs[0] if docs and isinstance(docs[0], dict) else {}
+        typed = coerce_params(spec, run.get("params") or {})
+
+        def change(r: Record) -> None:
+            r.update(finished_at=None, error="", tasks=[])
+            set_state(r, "PENDING")
+        self.store.update("run", run["id"], change)
+        self.store.set_run_artifacts(run["id"], [])
+        self.executor.start(run["id"], content, typed)
+        return self.run(run["id"], user)
+
     def delete_run(self, ident: str, user: str | None) -> None:
         run = self.run(ident, user)
         self.executor.terminate(run["id"])
@@ -703,6 +726,10 @@ class Handlers:
 
     def delete_run(self, req: Req) -> Resp:
         self.m.delete_run(req.params["run_id"], req.user)
+        return resp(200, {})
+
+    def retry_run(self, req: Req) -> Resp:
+        self.m.retry(req.params["run_id"], req.user)
         return resp(200, {})
 
     def archive_run(self, req: Req) -> Resp:

@@ -208,6 +208,7 @@ class Executor:
     def _run_worker(self, run_id: str, package: bytes, params: dict[str, Any], cancel: threading.Event) -> None:
         run_dir = self.runs_dir / run_id
         run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "result.json").unlink(missing_ok=True)  # a retried run's previous attempt
         first = next(iter(load_docs(package)))
         (run_dir / "pipeline.yaml").write_text(dump_yaml(first))
         (run_dir / "params.json").write_text(json.dumps(params))

@@ -455,6 +455,7 @@ def register(router: Router, model: Model) -> V1:
     add("GET", f"{P}/runs/{{run_id}}", v.get_run)
     add("DELETE", f"{P}/runs/{{run_id}}", v.delete_run)
     add("POST", f"{P}/runs/{{run_id}}/terminate", v.terminate_run)
+    add("POST", f"{P}/runs/{{run_id}}/retry", v.retry_run)
     add("POST", f"{P}/runs/{{run_id}}:archive", v.archive_run)
     add("POST", f"{P}/runs/{{run_id}}:unarchive", v.unarchive_run)
     add("POST", f"{P}/runs/{{run_id}}:reportMetrics", v.report_metrics)

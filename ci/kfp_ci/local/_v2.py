@@ -383,11 +383,6 @@ class V2(Handlers):
         return self._list("run", records, req, "runs", self.run)
 
 
-    def retry_run(self, req: Req) -> Resp:
-        r = self.m.run(req.params["run_id"], req.user)
-        raise HttpError(9, f"Failed to retry run {r['id']}: the embedded server does not retry runs; create a new "
-                        "run", status=400, user_message="retry is not supported by the embedded server")
-
     # ------------------------------------------------------------------------------------ recurring runs
     def create_recurring(self, req: Req) -> Resp:
         body = check_fields(req.json(), RECURRING_FIELDS, "v2beta1.RecurringRun")
