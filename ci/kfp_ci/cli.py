@@ -43,7 +43,15 @@ class App(Record, frozen=False):
 
 
 class _Group(click.Group):
-    """Turns kfp-ci errors into one clean line and an exit code."""
+    """Builds each command on first use (``_COMMANDS``); turns kfp-ci errors into one clean line and an exit code."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.commands, *_COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in _COMMANDS:
+            self.add_command(_COMMANDS[cmd_name](), cmd_name)
+        return self.commands.get(cmd_name)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -170,50 +178,54 @@ def main(ctx: click.Context, verbose: bool, config_file: Path | None) -> None:
 
 
 # --------------------------------------------------------------------------------------------- compile
-@main.command("compile", context_settings=CONTEXT_SETTINGS)
-@click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
-@click.option("--function", "function", metavar="NAME", help="Compile only the pipeline function NAME.")
-@click.option("--out-dir", type=click.Path(file_okay=False, path_type=Path),
-              help="Write <pipeline-name>.yaml here (default: config output, else next to the source).")
-@click.option("--check", is_flag=True, help="Compile to a temp dir; exit 1 if a pipeline fails or a committed "
-              "compiled file is missing or stale. Touches nothing.")
-@click.option("--pipeline-parameters", metavar="JSON", help="JSON object overriding pipeline parameter defaults.")
-@click.option("--disable-execution-caching-by-default", is_flag=True, default=None,
-              help="Compile with caching off by default (env KFP_DISABLE_EXECUTION_CACHING_BY_DEFAULT).")
-@click.option("-j", "--jobs", type=click.IntRange(min=1), help="Source modules compiled in parallel "
-              "(default: CPU count).")
-@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=120.0, show_default=True,
-              help="Seconds one source module may take.")
-@click.option("--no-cache", is_flag=True, help="Recompile even when nothing changed (.kfp-ci/cache/).")
-@click.option("--format", "fmt", type=click.Choice(["text", "github", "json"]), default=None,
-              help="Report format (default: github under GitHub Actions, else text).")
-@pass_app
-def compile_cmd(app: App, **kwargs: Any) -> None:
-    """Compile pipelines to YAML with the installed kfp SDK (2.x IR, or 1.8 Argo).
+def _compile_command() -> click.Command:
+    @click.command("compile", context_settings=CONTEXT_SETTINGS)
+    @click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
+    @click.option("--function", "function", metavar="NAME", help="Compile only the pipeline function NAME.")
+    @click.option("--out-dir", type=click.Path(file_okay=False, path_type=Path),
+                  help="Write <pipeline-name>.yaml here (default: config output, else next to the source).")
+    @click.option("--check", is_flag=True, help="Compile to a temp dir; exit 1 if a pipeline fails or a committed "
+                  "compiled file is missing or stale. Touches nothing.")
+    @click.option("--pipeline-parameters", metavar="JSON", help="JSON object overriding pipeline parameter defaults.")
+    @click.option("--disable-execution-caching-by-default", is_flag=True, default=None,
+                  help="Compile with caching off by default (env KFP_DISABLE_EXECUTION_CACHING_BY_DEFAULT).")
+    @click.option("-j", "--jobs", type=click.IntRange(min=1), help="Source modules compiled in parallel "
+                  "(default: CPU count).")
+    @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=120.0, show_default=True,
+                  help="Seconds one source module may take.")
+    @click.option("--no-cache", is_flag=True, help="Recompile even when nothing changed (.kfp-ci/cache/).")
+    @click.option("--format", "fmt", type=click.Choice(["text", "github", "json"]), default=None,
+                  help="Report format (default: github under GitHub Actions, else text).")
+    @pass_app
+    def compile_cmd(app: App, **kwargs: Any) -> None:
+        """Compile pipelines to YAML with the installed kfp SDK (2.x IR, or 1.8 Argo).
 
-    With no PATHS, compiles the pipelines declared in [tool.kfp-ci]; with PATHS (files or directories),
-    every module-level pipeline found in them. Exit 0 ok, 1 a pipeline failed or output is stale, 2 usage.
-    """
-    _dispatch("compile", "compile_command", app, settings=app.settings(), **kwargs)
+        With no PATHS, compiles the pipelines declared in [tool.kfp-ci]; with PATHS (files or directories),
+        every module-level pipeline found in them. Exit 0 ok, 1 a pipeline failed or output is stale, 2 usage.
+        """
+        _dispatch("compile", "compile_command", app, settings=app.settings(), **kwargs)
+    return compile_cmd
 
 
 # ----------------------------------------------------------------------------------------------- login
-@main.command("login", context_settings=CONTEXT_SETTINGS)
-@connection_options
-@click.option("--save", is_flag=True, help="Cache the session (0600, user cache dir, keyed by host) for later "
-              "commands.")
-@click.option("--print-cookie", is_flag=True, help="Print the session cookie header for other tools "
-              "(masked first under GitHub Actions).")
-@click.option("--debug-dir", type=click.Path(file_okay=False, path_type=Path),
-              help="Save pages the login flow did not understand here (secrets removed).")
-@pass_app
-def login_cmd(app: App, **kwargs: Any) -> None:
-    """Log in to KFP (Dex, token, cookie) and prove it with an authenticated call.
+def _login_command() -> click.Command:
+    @click.command("login", context_settings=CONTEXT_SETTINGS)
+    @connection_options
+    @click.option("--save", is_flag=True, help="Cache the session (0600, user cache dir, keyed by host) for later "
+                  "commands.")
+    @click.option("--print-cookie", is_flag=True, help="Print the session cookie header for other tools "
+                  "(masked first under GitHub Actions).")
+    @click.option("--debug-dir", type=click.Path(file_okay=False, path_type=Path),
+                  help="Save pages the login flow did not understand here (secrets removed).")
+    @pass_app
+    def login_cmd(app: App, **kwargs: Any) -> None:
+        """Log in to KFP (Dex, token, cookie) and prove it with an authenticated call.
 
-    Prints who is logged in and, when multi-user, the namespaces.
-    """
-    settings = settings_from(app, kwargs)
-    _dispatch("auth", "login_command", app, settings=settings, **kwargs)
+        Prints who is logged in and, when multi-user, the namespaces.
+        """
+        settings = settings_from(app, kwargs)
+        _dispatch("auth", "login_command", app, settings=settings, **kwargs)
+    return login_cmd
 
 
 # ---------------------------------------------------------------------------------------------- deploy
@@ -248,154 +260,185 @@ def deploy_options(func: F) -> F:
     return func
 
 
-@main.command("deploy", context_settings=CONTEXT_SETTINGS)
-@click.argument("pipelines", nargs=-1)
-@connection_options
-@deploy_options
-@pass_app
-def deploy_cmd(app: App, **kwargs: Any) -> None:
-    """Upload a new pipeline version; optionally run it once or keep one recurring run on it.
+def _deploy_command() -> click.Command:
+    @click.command("deploy", context_settings=CONTEXT_SETTINGS)
+    @click.argument("pipelines", nargs=-1)
+    @connection_options
+    @deploy_options
+    @pass_app
+    def deploy_cmd(app: App, **kwargs: Any) -> None:
+        """Upload a new pipeline version; optionally run it once or keep one recurring run on it.
 
-    PIPELINES: names from [tool.kfp-ci], compiled YAML files, or sources file.py[:function]
-    (compiled first). Default: every pipeline in [tool.kfp-ci].
-    """
-    settings = settings_from(app, kwargs)
-    _dispatch("deploy", "deploy_command", app, settings=settings, **kwargs)
-
-
-@main.command("run", context_settings=CONTEXT_SETTINGS)
-@click.argument("pipeline")
-@connection_options
-@click.option("--version", "version", default="latest", show_default=True, metavar="latest|NAME",
-              help="Version to run.")
-@click.option("--experiment", "-e", metavar="NAME", help="Experiment (get-or-create).")
-@click.option("--run-name", metavar="NAME", help="Display name of the run.")
-@click.option("--param", "params", multiple=True, metavar="KEY=VALUE", callback=_param_pairs,
-              help="Run parameter (repeatable).")
-@click.option("--wait", is_flag=True, help="Wait for the run; exit 0 only if it SUCCEEDED.")
-@click.option("--timeout", "wait_timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
-              help="Give up waiting after SECONDS (exit 5).")
-@click.option("--terminate-on-timeout", is_flag=True, help="Terminate the run when --timeout expires.")
-@click.option("-o", "--output", "output", type=click.Choice(["text", "json"]), default="text", show_default=True)
-@pass_app
-def run_cmd(app: App, **kwargs: Any) -> None:
-    """Run a deployed version of PIPELINE (a name from the server or [tool.kfp-ci])."""
-    settings = settings_from(app, kwargs)
-    _dispatch("deploy", "run_command", app, settings=settings, **kwargs)
+        PIPELINES: names from [tool.kfp-ci], compiled YAML files, or sources file.py[:function]
+        (compiled first). Default: every pipeline in [tool.kfp-ci].
+        """
+        settings = settings_from(app, kwargs)
+        _dispatch("deploy", "deploy_command", app, settings=settings, **kwargs)
+    return deploy_cmd
 
 
-@main.command("schedule", context_settings=CONTEXT_SETTINGS)
-@click.argument("pipeline")
-@connection_options
-@click.option("--schedule", "cron", metavar="CRON", help="Cron (5 or 6 fields, UTC).")
-@click.option("--every", metavar="DURATION", help="Interval (30m, 6h, 1d).")
-@click.option("--latest", is_flag=True, help="Always run the newest version (KFP >= 2.5).")
-@click.option("--version", "version", default="latest", show_default=True, metavar="latest|NAME",
-              help="Version to pin (ignored with --latest).")
-@click.option("--experiment", "-e", metavar="NAME", help="Experiment (get-or-create).")
-@click.option("--param", "params", multiple=True, metavar="KEY=VALUE", callback=_param_pairs,
-              help="Run parameter (repeatable).")
-@click.option("--keep-old", is_flag=True, help="Keep the replaced recurring run, disabled.")
-@click.option("--dry-run", is_flag=True, help="Print the plan and change nothing.")
-@click.option("-o", "--output", "output", type=click.Choice(["text", "json"]), default="text", show_default=True)
-@pass_app
-def schedule_cmd(app: App, **kwargs: Any) -> None:
-    """Keep exactly one enabled recurring run of PIPELINE (swap without gap or overlap)."""
-    settings = settings_from(app, kwargs)
-    _dispatch("deploy", "schedule_command", app, settings=settings, **kwargs)
+def _run_command() -> click.Command:
+    @click.command("run", context_settings=CONTEXT_SETTINGS)
+    @click.argument("pipeline")
+    @connection_options
+    @click.option("--version", "version", default="latest", show_default=True, metavar="latest|NAME",
+                  help="Version to run.")
+    @click.option("--experiment", "-e", metavar="NAME", help="Experiment (get-or-create).")
+    @click.option("--run-name", metavar="NAME", help="Display name of the run.")
+    @click.option("--param", "params", multiple=True, metavar="KEY=VALUE", callback=_param_pairs,
+                  help="Run parameter (repeatable).")
+    @click.option("--wait", is_flag=True, help="Wait for the run; exit 0 only if it SUCCEEDED.")
+    @click.option("--timeout", "wait_timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
+                  help="Give up waiting after SECONDS (exit 5).")
+    @click.option("--terminate-on-timeout", is_flag=True, help="Terminate the run when --timeout expires.")
+    @click.option("-o", "--output", "output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+    @pass_app
+    def run_cmd(app: App, **kwargs: Any) -> None:
+        """Run a deployed version of PIPELINE (a name from the server or [tool.kfp-ci])."""
+        settings = settings_from(app, kwargs)
+        _dispatch("deploy", "run_command", app, settings=settings, **kwargs)
+    return run_cmd
 
 
-@main.command("wait", context_settings=CONTEXT_SETTINGS)
-@click.argument("run_id")
-@connection_options
-@click.option("--timeout", "wait_timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
-              help="Give up after SECONDS (exit 5).")
-@click.option("--terminate-on-timeout", is_flag=True, help="Terminate the run when --timeout expires.")
-@click.option("-o", "--output", "output", type=click.Choice(["text", "json"]), default="text", show_default=True)
-@pass_app
-def wait_cmd(app: App, **kwargs: Any) -> None:
-    """Wait for RUN_ID to finish; exit 0 only if it SUCCEEDED."""
-    settings = settings_from(app, kwargs)
-    _dispatch("deploy", "wait_command", app, settings=settings, **kwargs)
+def _schedule_command() -> click.Command:
+    @click.command("schedule", context_settings=CONTEXT_SETTINGS)
+    @click.argument("pipeline")
+    @connection_options
+    @click.option("--schedule", "cron", metavar="CRON", help="Cron (5 or 6 fields, UTC).")
+    @click.option("--every", metavar="DURATION", help="Interval (30m, 6h, 1d).")
+    @click.option("--latest", is_flag=True, help="Always run the newest version (KFP >= 2.5).")
+    @click.option("--version", "version", default="latest", show_default=True, metavar="latest|NAME",
+                  help="Version to pin (ignored with --latest).")
+    @click.option("--experiment", "-e", metavar="NAME", help="Experiment (get-or-create).")
+    @click.option("--param", "params", multiple=True, metavar="KEY=VALUE", callback=_param_pairs,
+                  help="Run parameter (repeatable).")
+    @click.option("--keep-old", is_flag=True, help="Keep the replaced recurring run, disabled.")
+    @click.option("--dry-run", is_flag=True, help="Print the plan and change nothing.")
+    @click.option("-o", "--output", "output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+    @pass_app
+    def schedule_cmd(app: App, **kwargs: Any) -> None:
+        """Keep exactly one enabled recurring run of PIPELINE (swap without gap or overlap)."""
+        settings = settings_from(app, kwargs)
+        _dispatch("deploy", "schedule_command", app, settings=settings, **kwargs)
+    return schedule_cmd
 
 
-@main.command("status", context_settings=CONTEXT_SETTINGS)
-@click.argument("run_id", required=False)
-@connection_options
-@click.option("--pipeline", metavar="NAME", help="Only runs of this pipeline.")
-@click.option("--experiment", "-e", metavar="NAME", help="Only runs in this experiment.")
-@click.option("--limit", type=click.IntRange(min=1), default=10, show_default=True, help="How many runs.")
-@click.option("-o", "--output", "output", type=click.Choice(["text", "json"]), default="text", show_default=True)
-@pass_app
-def status_cmd(app: App, **kwargs: Any) -> None:
-    """Show one run, or a table of recent runs."""
-    settings = settings_from(app, kwargs)
-    _dispatch("deploy", "status_command", app, settings=settings, **kwargs)
+def _wait_command() -> click.Command:
+    @click.command("wait", context_settings=CONTEXT_SETTINGS)
+    @click.argument("run_id")
+    @connection_options
+    @click.option("--timeout", "wait_timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
+                  help="Give up after SECONDS (exit 5).")
+    @click.option("--terminate-on-timeout", is_flag=True, help="Terminate the run when --timeout expires.")
+    @click.option("-o", "--output", "output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+    @pass_app
+    def wait_cmd(app: App, **kwargs: Any) -> None:
+        """Wait for RUN_ID to finish; exit 0 only if it SUCCEEDED."""
+        settings = settings_from(app, kwargs)
+        _dispatch("deploy", "wait_command", app, settings=settings, **kwargs)
+    return wait_cmd
 
 
-@main.command("gate", context_settings=CONTEXT_SETTINGS)
-@click.argument("run_id")
-@connection_options
-@click.option("--pipeline", metavar="NAME", help="Use this pipeline's requirements from [tool.kfp-ci].")
-@click.option("--require", multiple=True, metavar="EXPR", help="Metric requirement, e.g. 'r2>=0.8' (repeatable).")
-@click.option("--baseline", metavar="last-success|RUN_ID", help="Compare with this run.")
-@click.option("--max-regression", multiple=True, metavar="METRIC=DELTA",
-              help="Allowed drop against the baseline (repeatable).")
-@click.option("-o", "--output", "output", type=click.Choice(["text", "json"]), default="text", show_default=True)
-@pass_app
-def gate_cmd(app: App, **kwargs: Any) -> None:
-    """Check a finished run's metrics against requirements and a baseline; exit 1 if the model got worse."""
-    settings = settings_from(app, kwargs)
-    _dispatch("gate", "gate_command", app, settings=settings, **kwargs)
+def _status_command() -> click.Command:
+    @click.command("status", context_settings=CONTEXT_SETTINGS)
+    @click.argument("run_id", required=False)
+    @connection_options
+    @click.option("--pipeline", metavar="NAME", help="Only runs of this pipeline.")
+    @click.option("--experiment", "-e", metavar="NAME", help="Only runs in this experiment.")
+    @click.option("--limit", type=click.IntRange(min=1), default=10, show_default=True, help="How many runs.")
+    @click.option("-o", "--output", "output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+    @pass_app
+    def status_cmd(app: App, **kwargs: Any) -> None:
+        """Show one run, or a table of recent runs."""
+        settings = settings_from(app, kwargs)
+        _dispatch("deploy", "status_command", app, settings=settings, **kwargs)
+    return status_cmd
+
+
+def _gate_command() -> click.Command:
+    @click.command("gate", context_settings=CONTEXT_SETTINGS)
+    @click.argument("run_id")
+    @connection_options
+    @click.option("--pipeline", metavar="NAME", help="Use this pipeline's requirements from [tool.kfp-ci].")
+    @click.option("--require", multiple=True, metavar="EXPR", help="Metric requirement, e.g. 'r2>=0.8' (repeatable).")
+    @click.option("--baseline", metavar="last-success|RUN_ID", help="Compare with this run.")
+    @click.option("--max-regression", multiple=True, metavar="METRIC=DELTA",
+                  help="Allowed drop against the baseline (repeatable).")
+    @click.option("-o", "--output", "output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+    @pass_app
+    def gate_cmd(app: App, **kwargs: Any) -> None:
+        """Check a finished run's metrics against requirements and a baseline; exit 1 if the model got worse."""
+        settings = settings_from(app, kwargs)
+        _dispatch("gate", "gate_command", app, settings=settings, **kwargs)
+    return gate_cmd
 
 
 # ---------------------------------------------------------------------------------------- serve, demo
-@main.command("serve", context_settings=CONTEXT_SETTINGS)
-@click.option("--host", "bind_host", default="127.0.0.1", show_default=True, help="Address to bind.")
-@click.option("--port", type=click.IntRange(0, 65535), default=8888, show_default=True, help="Port (0: any free).")
-@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=Path(".kfp-ci/local"),
-              show_default=True, help="SQLite database, packages, run logs and outputs.")
-@click.option("--compat", type=click.Choice(["2.17", "2.5", "1.8"]), default="2.17", show_default=True,
-              help="KFP backend generation to behave like.")
-@click.option("--multi-user", is_flag=True, help="Require namespaces; users only touch their profiles.")
-@click.option("--auth", "auth_mode", type=click.Choice(["none", "token", "dex"]), default="none",
-              show_default=True, help="Login emulation.")
-@click.option("--dex-shape", type=click.Choice(["oauth2-proxy", "authservice"]), default="oauth2-proxy",
-              show_default=True, help="With --auth dex: Kubeflow >= 1.9 (oauth2-proxy) or 1.0-1.8 (authservice).")
-@click.option("--kubeflow", "kubeflow_version", metavar="VERSION", default="1.9.1", show_default=True,
-              help="Kubeflow release to imitate (1.9.0 adds Dex's Grant Access page).")
-@click.option("--dex-url-shape", type=click.Choice(["new", "old"]), default="new", show_default=True,
-              help="authservice only: /dex/auth/local/login?back=&state= (new) or /dex/auth/local?req= (old).")
-@click.option("--connectors", default="local", show_default=True, metavar="LIST",
-              help="Dex connectors offered, comma-separated (local, ldap).")
-@click.option("--users-file", type=click.Path(dir_okay=False, exists=True, path_type=Path),
-              help="Users (email:password per line). Default user@example.com / 12341234.")
-@click.option("--tokens-file", type=click.Path(dir_okay=False, exists=True, path_type=Path),
-              help="With --auth token: accepted bearer tokens, one per line (optionally token:user).")
-@click.option("--session-ttl", type=click.FloatRange(min=0, min_open=True), default=86400.0, show_default=True,
-              help="Seconds a login session lasts.")
-@click.option("--dex-wrong-password-status", type=click.Choice(["200", "401"]), default=None,
-              callback=lambda _c, _p, v: int(v) if v else None,
-              help="Status of Dex's form after a wrong password (default by --kubeflow: 401 from 1.8, 200 before).")
-@click.option("--no-execute", is_flag=True, help="Do not execute runs: mark them SUCCEEDED after --run-delay.")
-@click.option("--run-delay", type=click.FloatRange(min=0), default=0.5, show_default=True,
-              help="With --no-execute: seconds before a run succeeds.")
-@click.option("--faults", is_flag=True, help="Enable the fault-injection control endpoint (tests).")
-@pass_app
-def serve_cmd(app: App, **kwargs: Any) -> None:
-    """Run the embedded KFP-compatible server (API under / and /pipeline, a page at /)."""
-    _dispatch("local", "serve_command", app, **kwargs)
+def _serve_command() -> click.Command:
+    @click.command("serve", context_settings=CONTEXT_SETTINGS)
+    @click.option("--host", "bind_host", default="127.0.0.1", show_default=True, help="Address to bind.")
+    @click.option("--port", type=click.IntRange(0, 65535), default=8888, show_default=True, help="Port (0: any free).")
+    @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=Path(".kfp-ci/local"),
+                  show_default=True, help="SQLite database, packages, run logs and outputs.")
+    @click.option("--compat", type=click.Choice(["2.17", "2.5", "1.8"]), default="2.17", show_default=True,
+                  help="KFP backend generation to behave like.")
+    @click.option("--multi-user", is_flag=True, help="Require namespaces; users only touch their profiles.")
+    @click.option("--auth", "auth_mode", type=click.Choice(["none", "token", "dex"]), default="none",
+                  show_default=True, help="Login emulation.")
+    @click.option("--dex-shape", type=click.Choice(["oauth2-proxy", "authservice"]), default="oauth2-proxy",
+                  show_default=True, help="With --auth dex: Kubeflow >= 1.9 (oauth2-proxy) or 1.0-1.8 (authservice).")
+    @click.option("--kubeflow", "kubeflow_version", metavar="VERSION", default="1.9.1", show_default=True,
+                  help="Kubeflow release to imitate (1.9.0 adds Dex's Grant Access page).")
+    @click.option("--dex-url-shape", type=click.Choice(["new", "old"]), default="new", show_default=True,
+                  help="authservice only: /dex/auth/local/login?back=&state= (new) or /dex/auth/local?req= (old).")
+    @click.option("--connectors", default="local", show_default=True, metavar="LIST",
+                  help="Dex connectors offered, comma-separated (local, ldap).")
+    @click.option("--users-file", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+                  help="Users (email:password per line). Default user@example.com / 12341234.")
+    @click.option("--tokens-file", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+                  help="With --auth token: accepted bearer tokens, one per line (optionally token:user).")
+    @click.option("--session-ttl", type=click.FloatRange(min=0, min_open=True), default=86400.0, show_default=True,
+                  help="Seconds a login session lasts.")
+    @click.option("--dex-wrong-password-status", type=click.Choice(["200", "401"]), default=None,
+                  callback=lambda _c, _p, v: int(v) if v else None,
+                  help="Status of Dex's form after a wrong password (default by --kubeflow: 401 from 1.8, 200 before).")
+    @click.option("--no-execute", is_flag=True, help="Do not execute runs: mark them SUCCEEDED after --run-delay.")
+    @click.option("--run-delay", type=click.FloatRange(min=0), default=0.5, show_default=True,
+                  help="With --no-execute: seconds before a run succeeds.")
+    @click.option("--faults", is_flag=True, help="Enable the fault-injection control endpoint (tests).")
+    @pass_app
+    def serve_cmd(app: App, **kwargs: Any) -> None:
+        """Run the embedded KFP-compatible server (API under / and /pipeline, a page at /)."""
+        _dispatch("local", "serve_command", app, **kwargs)
+    return serve_cmd
 
 
-@main.command("demo", context_settings=CONTEXT_SETTINGS)
-@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=Path(".kfp-ci/demo"),
-              show_default=True, help="Where the demo server keeps its data.")
-@click.option("--port", type=click.IntRange(0, 65535), default=0, show_default=True, help="Port (0: any free).")
-@click.option("--keep-serving", is_flag=True, help="Keep the server up at the end, until Ctrl-C.")
-@pass_app
-def demo_cmd(app: App, **kwargs: Any) -> None:
-    """Run the whole CI flow on the examples against an embedded server with Dex login."""
-    _dispatch("demo", "demo_command", app, **kwargs)
+def _demo_command() -> click.Command:
+    @click.command("demo", context_settings=CONTEXT_SETTINGS)
+    @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=Path(".kfp-ci/demo"),
+                  show_default=True, help="Where the demo server keeps its data.")
+    @click.option("--port", type=click.IntRange(0, 65535), default=0, show_default=True, help="Port (0: any free).")
+    @click.option("--keep-serving", is_flag=True, help="Keep the server up at the end, until Ctrl-C.")
+    @pass_app
+    def demo_cmd(app: App, **kwargs: Any) -> None:
+        """Run the whole CI flow on the examples against an embedded server with Dex login."""
+        _dispatch("demo", "demo_command", app, **kwargs)
+    return demo_cmd
+
+
+# Each command is built on first use: building all ~170 click options costs ~5 ms that a command never needs.
+_COMMANDS: dict[str, Callable[[], click.Command]] = {
+    "compile": _compile_command,
+    "login": _login_command,
+    "deploy": _deploy_command,
+    "run": _run_command,
+    "schedule": _schedule_command,
+    "wait": _wait_command,
+    "status": _status_command,
+    "gate": _gate_command,
+    "serve": _serve_command,
+    "demo": _demo_command,
+}
 
 
 _EXIT_STATUS = [1]  # what the process exits with if a command ends without SystemExit (an escaped exception)
