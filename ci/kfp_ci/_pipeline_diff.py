@@ -11,10 +11,9 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import yaml
-
 from kfp_ci._record import Record, field
 from kfp_ci._report import dag_of, mermaid_dag
+from kfp_ci._yaml import load_docs
 
 __all__ = ["PipelineDiff", "diff_specs", "load_spec", "summary_markdown"]
 
@@ -39,7 +38,7 @@ class PipelineDiff(Record, frozen=False):
 
 def load_spec(text: str) -> dict[str, Any]:
     """The pipeline spec from compiled YAML (the first document; a platform-spec document may follow)."""
-    for document in yaml.safe_load_all(text):
+    for document in load_docs(text):
         if isinstance(document, Mapping):
             if "pipeline_spec" in document and "root" not in document:
                 return dict(document["pipeline_spec"])

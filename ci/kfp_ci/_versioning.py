@@ -21,6 +21,7 @@ from typing import Any
 import yaml
 
 from kfp_ci._record import Record
+from kfp_ci._yaml import load_docs
 from kfp_ci.errors import UsageError
 
 __all__ = [
@@ -144,18 +145,10 @@ def _canonical(value: Any) -> Any:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
 
 
-_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
-def load_documents(package: bytes) -> list[Any]:
-    """The non-empty YAML documents of a package (libyaml when available)."""
-    return [d for d in yaml.load_all(package.decode("utf-8"), Loader=_Loader) if d is not None]
-
-
 def content_hash(package: bytes, docs: list[Any] | None = None) -> str:
     """SHA-256 of the package's content (parsed YAML documents, key order and formatting ignored)."""
     try:
-        parsed = load_documents(package) if docs is None else docs
+        parsed = load_docs(package.decode("utf-8")) if docs is None else docs
         body = _canonical(parsed).encode("utf-8")
     except (yaml.YAMLError, UnicodeDecodeError):
         body = package

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 import click
 
 from kfp_ci import _console
-from kfp_ci._record import Record, field
+from kfp_ci._record import Record
 from kfp_ci._secrets import redact, register
 from kfp_ci._version import __version__
 from kfp_ci.config import AUTH_MODES, Settings, load_settings
@@ -35,7 +35,6 @@ class App(Record, frozen=False):
 
     verbose: bool = False
     config_file: Path | None = None
-    _settings: Settings | None = field(default=None, repr=False)
 
     def settings(self, **flags: Any) -> Settings:
         """Settings from flags (``None`` = not given), environment and ``[tool.kfp-ci]``."""
@@ -228,6 +227,13 @@ def _login_command() -> click.Command:
     return login_cmd
 
 
+# Options several commands share (each use builds its own click.Option)
+output_option = click.option("-o", "--output", "output", type=click.Choice(["text", "json"]), default="text",
+                             show_default=True)
+terminate_option = click.option("--terminate-on-timeout", is_flag=True,
+                                help="Terminate the run when --timeout expires.")
+
+
 # ---------------------------------------------------------------------------------------------- deploy
 def deploy_options(func: F) -> F:
     options = [
@@ -241,7 +247,7 @@ def deploy_options(func: F) -> F:
         click.option("--wait", is_flag=True, help="Wait for the run to finish; exit 0 only if it SUCCEEDED."),
         click.option("--timeout", "wait_timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
                      help="Give up waiting after SECONDS (exit 5)."),
-        click.option("--terminate-on-timeout", is_flag=True, help="Terminate the run when --timeout expires."),
+        terminate_option,
         click.option("--schedule", metavar="CRON", help="Keep one recurring run on this cron (5 or 6 fields, UTC)."),
         click.option("--every", metavar="DURATION", help="Keep one recurring run every DURATION (30m, 6h, 1d)."),
         click.option("--latest", is_flag=True, help="Recurring run always uses the newest version (KFP >= 2.5)."),
@@ -290,8 +296,8 @@ def _run_command() -> click.Command:
     @click.option("--wait", is_flag=True, help="Wait for the run; exit 0 only if it SUCCEEDED.")
     @click.option("--timeout", "wait_timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
                   help="Give up waiting after SECONDS (exit 5).")
-    @click.option("--terminate-on-timeout", is_flag=True, help="Terminate the run when --timeout expires.")
-    @click.option("-o", "--output", "output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+    @terminate_option
+    @output_option
     @pass_app
     def run_cmd(app: App, **kwargs: Any) -> None:
         """Run a deployed version of PIPELINE (a name from the server or [tool.kfp-ci])."""
@@ -314,7 +320,7 @@ def _schedule_command() -> click.Command:
                   help="Run parameter (repeatable).")
     @click.option("--keep-old", is_flag=True, help="Keep the replaced recurring run, disabled.")
     @click.option("--dry-run", is_flag=True, help="Print the plan and change nothing.")
-    @click.option("-o", "--output", "output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+    @output_option
     @pass_app
     def schedule_cmd(app: App, **kwargs: Any) -> None:
         """Keep exactly one enabled recurring run of PIPELINE (swap without gap or overlap)."""
@@ -329,8 +335,8 @@ def _wait_command() -> click.Command:
     @connection_options
     @click.option("--timeout", "wait_timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
                   help="Give up after SECONDS (exit 5).")
-    @click.option("--terminate-on-timeout", is_flag=True, help="Terminate the run when --timeout expires.")
-    @click.option("-o", "--output", "output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+    @terminate_option
+    @output_option
     @pass_app
     def wait_cmd(app: App, **kwargs: Any) -> None:
         """Wait for RUN_ID to finish; exit 0 only if it SUCCEEDED."""
@@ -346,7 +352,7 @@ def _status_command() -> click.Command:
     @click.option("--pipeline", metavar="NAME", help="Only runs of this pipeline.")
     @click.option("--experiment", "-e", metavar="NAME", help="Only runs in this experiment.")
     @click.option("--limit", type=click.IntRange(min=1), default=10, show_default=True, help="How many runs.")
-    @click.option("-o", "--output", "output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+    @output_option
     @pass_app
     def status_cmd(app: App, **kwargs: Any) -> None:
         """Show one run, or a table of recent runs."""
@@ -364,7 +370,7 @@ def _gate_command() -> click.Command:
     @click.option("--baseline", metavar="last-success|RUN_ID", help="Compare with this run.")
     @click.option("--max-regression", multiple=True, metavar="METRIC=DELTA",
                   help="Allowed drop against the baseline (repeatable).")
-    @click.option("-o", "--output", "output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+    @output_option
     @pass_app
     def gate_cmd(app: App, **kwargs: Any) -> None:
         """Check a finished run's metrics against requirements and a baseline; exit 1 if the model got worse."""

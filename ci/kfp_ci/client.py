@@ -720,9 +720,10 @@ def _package_name(filename: str, data: bytes) -> str:
 def _parse_docs(data: bytes) -> list[Mapping[str, Any]]:
     import yaml  # only for the calls that read a package
 
+    from kfp_ci._yaml import load_docs
+
     try:
-        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when available
-        docs = [d for d in yaml.load_all(data.decode("utf-8"), Loader=loader) if d is not None]
+        docs = load_docs(data.decode("utf-8"))
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise UsageError(f"the pipeline package is not valid YAML/JSON: {str(exc).splitlines()[0]}") from None
     if not docs or not all(isinstance(d, Mapping) for d in docs):

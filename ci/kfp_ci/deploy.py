@@ -23,12 +23,13 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from kfp_ci import _console
-from kfp_ci._api import Api, task_states
+from kfp_ci._api import Api, RecurringRuns, task_states
 from kfp_ci._params import pipeline_inputs, resolve_parameters
 from kfp_ci._plan import Target, apply, assess
 from kfp_ci._record import Record, field, replace
 from kfp_ci._report import DeployResult, dag_of, emit, iso, run_url
-from kfp_ci._versioning import content_hash, describe_version, git_info, load_documents, render_version_name
+from kfp_ci._versioning import content_hash, describe_version, git_info, render_version_name
+from kfp_ci._yaml import load_docs
 from kfp_ci.config import PipelineConfig, Settings
 from kfp_ci.errors import CompileError, ConfigError, KfpCiError, NotFound, RunFailed, TimeoutExpired, UsageError
 
@@ -87,7 +88,7 @@ def _read_package(path: Path) -> tuple[bytes, list[Any]]:
     except OSError as exc:
         raise UsageError(f"cannot read {path}: {exc.strerror}") from None
     try:
-        docs = load_documents(data)
+        docs = load_docs(data.decode("utf-8"))
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise UsageError(f"{path} is not a compiled pipeline (YAML): {str(exc).splitlines()[0]}") from None
     if not docs or not isinstance(docs[0], dict) or not ("root" in docs[0] or "spec" in docs[0]):
@@ -219,6 +220,8 @@ def wait_for_run(
     sleep: Callable[[float], None] = time.sleep,
 ) -> Run:
     """Poll ``run_id`` to a terminal state with capped exponential backoff, reporting changes."""
+    import random  # only commands that wait pay for it
+
     start = clock()
     delay = interval
     last_state: str | None = None
@@ -245,8 +248,6 @@ def wait_for_run(
         pause = min(delay, max_interval)
         if timeout is not None:
             pause = max(0.0, min(pause, timeout - elapsed))
-        import random
-
         sleep(pause * (0.9 + 0.2 * random.random()))
         delay = min(delay * 1.6, max_interval)
 
@@ -330,7 +331,6 @@ def deploy_target(
 
 def _schedule_plan(api: Api, pipeline_id: str | None, target: Target, result: DeployResult, schedule: Schedule,
                    latest: bool, options: DeployOptions, namespace: str | None) -> str:
-    from kfp_ci._api import RecurringRuns
     from kfp_ci._schedule import ensure_recurring_run, fingerprint
 
     if pipeline_id is None:
@@ -351,7 +351,6 @@ def _schedule_plan(api: Api, pipeline_id: str | None, target: Target, result: De
 
 def _apply_schedule(api: Api, result: DeployResult, target: Target, schedule: Schedule, latest: bool,
                     options: DeployOptions, namespace: str | None, experiment_id: str, version_id: str) -> None:
-    from kfp_ci._api import RecurringRuns
     from kfp_ci._schedule import ensure_recurring_run, fingerprint
 
     pipeline_id = result.pipeline_id or ""

@@ -19,11 +19,11 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from kfp_ci._yaml import dump_yaml, load_docs
 from kfp_ci.local._compat import GRPC_HTTP, Compat
 from kfp_ci.local._executor import TERMINAL, Executor, set_state
 from kfp_ci.local._scheduler import cron_error
 from kfp_ci.local._store import Record, Store, new_id, now
-from kfp_ci.local._yaml import dump_yaml, load_docs
 
 if TYPE_CHECKING:
     from kfp_ci.local._app import Req, Resp
@@ -591,17 +591,14 @@ class Model:
         if run["state"] != "FAILED":
             raise HttpError(3, f"Failed to retry run {run['id']}: Workflow must be Failed/Error to retry (the run is "
                             f"{run['state']})", status=400, user_message="only a failed run can be retried")
-        content = self.store.package(run["package"]) or b""
-        docs = load_docs(content) if content else []
-        spec = docs[0] if docs and isinstance(docs[0], dict) else {}
-        typed = coerce_params(spec, run.get("params") or {})
+        typed = coerce_params(self.spec_of(run), run.get("params") or {})
 
         def change(r: Record) -> None:
             r.update(finished_at=None, error="", tasks=[])
             set_state(r, "PENDING")
         self.store.update("run", run["id"], change)
         self.store.set_run_artifacts(run["id"], [])
-        self.executor.start(run["id"], content, typed)
+        self.executor.start(run["id"], self.store.package(run["package"]) or b"", typed)
         return self.run(run["id"], user)
 
     def delete_run(self, ident: str, user: str | None) -> None:
@@ -706,6 +703,22 @@ class Handlers:
 
     def __init__(self, model: Model) -> None:
         self.m = model
+
+    def upload_target(self, req: Req) -> tuple[Record, bytes, dict[str, Any], str]:
+        """An upload_version request's pipeline (query ``pipelineid``, authorized), package, spec and file name."""
+        assert req.upload is not None
+        content, filename = req.upload
+        q = req.query
+        pid = q.get("pipelineid") or ""
+        if not pid:
+            raise HttpError(3, "Invalid input error: Please specify a pipeline id when creating versions.",
+                            kind="upload")
+        pipeline = self.m.store.get("pipeline", pid)
+        if pipeline is None:
+            raise HttpError(5, f"Failed to create a pipeline version: pipeline {pid} not found", kind="upload")
+        self.m.authorize(req.user, pipeline.get("_ns", ""))
+        content, spec = read_package(content, filename)
+        return pipeline, content, spec, filename
 
     def enable(self, req: Req) -> Resp:
         self.m.set_enabled(req.params["id"], req.user, True)

@@ -20,8 +20,8 @@ from typing import Any
 
 import yaml
 
+from kfp_ci._yaml import dump_yaml, load_docs
 from kfp_ci.local._store import Record, Store, now
-from kfp_ci.local._yaml import dump_yaml, load_docs
 
 TERMINAL = ("SUCCEEDED", "FAILED", "CANCELED", "SKIPPED")
 RESTART_ERROR = "The run was interrupted by a restart of the embedded server (kfp-ci serve); start it again."

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from kfp_ci._yaml import load_docs
 from kfp_ci.local._api import (
     Handlers,
     HttpError,
@@ -23,7 +24,6 @@ from kfp_ci.local._api import (
 )
 from kfp_ci.local._api import resp as _resp
 from kfp_ci.local._store import Record
-from kfp_ci.local._yaml import load_docs
 
 if TYPE_CHECKING:
     from kfp_ci.local._app import Req, Resp, Router
@@ -200,18 +200,8 @@ class V1(Handlers):
         return _resp(200, self.pipeline(p))
 
     def upload_version(self, req: Req) -> Resp:
-        assert req.upload is not None
-        content, filename = req.upload
+        pipeline, content, spec, filename = self.upload_target(req)
         q = req.query
-        pid = q.get("pipelineid") or ""
-        if not pid:
-            raise HttpError(3, "Invalid input error: Please specify a pipeline id when creating versions.",
-                            kind="upload")
-        pipeline = self.m.store.get("pipeline", pid)
-        if pipeline is None:
-            raise HttpError(5, f"Failed to create a pipeline version: pipeline {pid} not found", kind="upload")
-        self.m.authorize(req.user, pipeline.get("_ns", ""))
-        content, spec = read_package(content, filename)
         name = q.get("name") or filename
         v = self.m.create_version(pipeline, name=name, display_name=name, description=q.get("description", ""),
                                   content=content, spec=spec, upload=True,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
+from kfp_ci._yaml import load_docs
 from kfp_ci.local._api import (
     Handlers,
     HttpError,
@@ -21,7 +22,6 @@ from kfp_ci.local._api import (
 )
 from kfp_ci.local._api import resp as _resp
 from kfp_ci.local._store import Record
-from kfp_ci.local._yaml import load_docs
 
 if TYPE_CHECKING:
     from kfp_ci.local._app import Req, Resp, Router
@@ -228,18 +228,8 @@ class V2(Handlers):
         return _resp(200, self.pipeline(p))
 
     def upload_version(self, req: Req) -> Resp:
-        assert req.upload is not None
-        content, filename = req.upload
+        pipeline, content, spec, filename = self.upload_target(req)
         q = req.query
-        pid = q.get("pipelineid") or ""
-        if not pid:
-            raise HttpError(3, "Invalid input error: Please specify a pipeline id when creating versions.",
-                            kind="upload")
-        pipeline = self.m.store.get("pipeline", pid)
-        if pipeline is None:
-            raise HttpError(5, f"Failed to create a pipeline version: pipeline {pid} not found", kind="upload")
-        self.m.authorize(req.user, pipeline.get("_ns", ""))
-        content, spec = read_package(content, filename)
         name = q.get("name") or q.get("display_name") or filename
         tags = _tags(q.get("tags"))
         v = self.m.create_version(pipeline, name=name, display_name=q.get("display_name") or name,

@@ -47,8 +47,10 @@ def _runnable_spec(path: Path) -> str:
     """
     import yaml
 
+    from kfp_ci._yaml import DUMPER, LOADER
+
     text = path.read_text(encoding="utf-8")
-    docs = list(yaml.load_all(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)))
+    docs = list(yaml.load_all(text, Loader=LOADER))
     spec = docs[0] if docs and isinstance(docs[0], dict) else None
     if spec is None:
         return text
@@ -60,7 +62,7 @@ def _runnable_spec(path: Path) -> str:
     while f"comp-{unique}" in components:
         unique += "-root"
     spec["pipelineInfo"] = {**spec["pipelineInfo"], "name": unique}
-    return str(yaml.dump_all(docs, Dumper=getattr(yaml, "CSafeDumper", yaml.SafeDumper), sort_keys=False))
+    return str(yaml.dump_all(docs, Dumper=DUMPER, sort_keys=False))
 
 
 def main(run_dir: Path) -> int:
