@@ -8,6 +8,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from fake_clock import FakeClock
 
 from kfp_ci import _retry
 from kfp_ci.client import RetryPolicy
@@ -17,19 +18,6 @@ from .fakes import SpecFake, make_client
 from .test_spec_requests import V2_RUN, V2_VERSION, v2_fake
 
 HEALTHZ = "/apis/v2beta1/healthz"
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
 
 
 Handler = Callable[[httpx.Request], httpx.Response]
@@ -90,7 +78,7 @@ def test_connection_refused_everywhere_is_a_connect_error_after_the_attempts() -
 
 def test_backoff_is_exponential_full_jitter_capped_and_honours_retry_after() -> None:
     _retry.set_testing(False)
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     policy = RetryPolicy(attempts=6, initial=1.0, maximum=4.0, timeout=100.0, clock=clock, sleep=clock.sleep,
                          rng=random.Random(7))
     fake = v2_fake("v2beta1-2.17.0", "2.17.0")
@@ -106,7 +94,7 @@ def test_backoff_is_exponential_full_jitter_capped_and_honours_retry_after() -> 
 
 def test_total_time_bounds_the_retries() -> None:
     _retry.set_testing(False)
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     policy = RetryPolicy(attempts=100, initial=10.0, maximum=10.0, timeout=25.0, jitter=False, clock=clock,
                          sleep=clock.sleep)
     fake = v2_fake("v2beta1-2.17.0", "2.17.0")
@@ -118,7 +106,7 @@ def test_total_time_bounds_the_retries() -> None:
 
 def test_testing_switch_turns_backoff_off_and_caps_attempts() -> None:
     _retry.set_testing(True, attempts=2)
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     fake = v2_fake("v2beta1-2.17.0", "2.17.0")
     handler, seen = flaky(fake, "/apis/v2beta1/runs/r1", *[status(503)] * 10)
     with pytest.raises(ApiError):
@@ -177,7 +165,7 @@ def test_wait_for_run_completion_stops_on_every_terminal_state(final: str) -> No
     fake = v2_fake("v2beta1-2.17.0", "2.17.0")
     fake.on("GET", "/apis/v2beta1/runs/{run_id}", {**V2_RUN, "state": "RUNNING"}, {**V2_RUN, "state": "CANCELING"},
             {**V2_RUN, "state": final})
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     run = make_client(fake).wait_for_run_completion("r1", timeout=600, sleep_duration=2,
                                                   clock=clock, sleep=clock.sleep)
     assert run.state == final
@@ -186,7 +174,7 @@ def test_wait_for_run_completion_stops_on_every_terminal_state(final: str) -> No
 
 def test_wait_for_run_completion_times_out_with_capped_polls() -> None:
     fake = v2_fake("v2beta1-2.17.0", "2.17.0")
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     with pytest.raises(TimeoutExpired, match="r1 is still RUNNING after 100 s") as err:
         make_client(fake).wait_for_run_completion("r1", timeout=100, sleep_duration=5,
                                                  max_sleep=20, clock=clock, sleep=clock.sleep)

@@ -5,23 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from fake_clock import FakeClock
 
 from kfp_ci._models import Run, Task
 from kfp_ci.deploy import wait_for_run
 from kfp_ci.errors import TimeoutExpired
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
 
 
 class Runs:
@@ -44,7 +32,7 @@ class Runs:
 def test_progress_lines_and_capped_backoff() -> None:
     states = [("PENDING", {})] * 2 + [("RUNNING", {"add": "RUNNING"})] * 3 + [("RUNNING", {"add": "SUCCEEDED",
               "square": "RUNNING"})] * 6 + [("SUCCEEDED", {"add": "SUCCEEDED", "square": "SUCCEEDED"})]
-    runs, clock, lines = Runs(states), Clock(), []
+    runs, clock, lines = Runs(states), FakeClock(), []
     api: Any = runs
     done = wait_for_run(api, "r1", interval=1.0, max_interval=4.0, progress=lines.append, clock=clock,
                         sleep=clock.sleep)
@@ -59,14 +47,14 @@ def test_progress_lines_and_capped_backoff() -> None:
 
 
 def test_timeout_keeps_or_terminates_the_run() -> None:
-    runs, clock = Runs([("RUNNING", {})]), Clock()
+    runs, clock = Runs([("RUNNING", {})]), FakeClock()
     api: Any = runs
     with pytest.raises(TimeoutExpired) as info:
         wait_for_run(api, "r2", timeout=30, progress=lambda _l: None, clock=clock, sleep=clock.sleep)
     assert info.value.exit_code == 5 and "still RUNNING after 30s" in str(info.value)
     assert "--terminate-on-timeout" in str(info.value) and runs.terminated == []
     assert 30 <= clock.now <= 31
-    clock = Clock()
+    clock = FakeClock()
     with pytest.raises(TimeoutExpired, match="terminated it"):
         wait_for_run(api, "r2", timeout=5, terminate_on_timeout=True, progress=lambda _l: None, clock=clock,
                      sleep=clock.sleep)
@@ -75,6 +63,6 @@ def test_timeout_keeps_or_terminates_the_run() -> None:
 
 @pytest.mark.parametrize("state", ["FAILED", "CANCELED", "SKIPPED"])
 def test_every_terminal_state_ends_the_wait(state: str) -> None:
-    clock = Clock()
+    clock = FakeClock()
     api: Any = Runs([("RUNNING", {}), (state, {})])
     assert wait_for_run(api, "r3", progress=lambda _l: None, clock=clock, sleep=clock.sleep).state == state
