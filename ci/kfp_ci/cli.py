@@ -13,13 +13,13 @@ import functools
 import os
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
 from kfp_ci import _console
-from kfp_ci._record import Record
 from kfp_ci._secrets import redact, register
 from kfp_ci._version import __version__
 from kfp_ci.config import AUTH_MODES, Settings, load_settings
@@ -30,7 +30,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
-class App(Record, frozen=False):
+@dataclass(slots=True)
+class App:
     """What every command receives: global flags and the settings loader."""
 
     verbose: bool = False
@@ -79,12 +80,8 @@ def _report(ctx: click.Context, exc: BaseException, line: str) -> None:
         sys.stdout.write(redact(f"::error title=kfp-ci::{line}") + "\n")
 
 
-def _dispatch(module: str, function: str, app: App, /, **kwargs: Any) -> None:
-    """Import ``kfp_ci.<module>`` and call ``function(app, **kwargs)``; its int result is the exit code."""
-    import importlib
-
-    mod = importlib.import_module(f"kfp_ci.{module}")
-    code = getattr(mod, function)(app, **kwargs)
+def _exit_with(code: int | None) -> None:
+    """End the command with ``code`` when a command body returns a non-zero exit code."""
     if code:
         sys.exit(int(code))
 
@@ -202,7 +199,9 @@ def _compile_command() -> click.Command:
         With no PATHS, compiles the pipelines declared in [tool.kfp-ci]; with PATHS (files or directories),
         every module-level pipeline found in them. Exit 0 ok, 1 a pipeline failed or output is stale, 2 usage.
         """
-        _dispatch("compile", "compile_command", app, settings=app.settings(), **kwargs)
+        from kfp_ci.compile import compile_command
+
+        _exit_with(compile_command(app.settings(), **kwargs))
     return compile_cmd
 
 
@@ -223,7 +222,9 @@ def _login_command() -> click.Command:
         Prints who is logged in and, when multi-user, the namespaces.
         """
         settings = settings_from(app, kwargs)
-        _dispatch("auth", "login_command", app, settings=settings, **kwargs)
+        from kfp_ci.auth import login_command
+
+        _exit_with(login_command(settings, **kwargs))
     return login_cmd
 
 
@@ -279,7 +280,9 @@ def _deploy_command() -> click.Command:
         (compiled first). Default: every pipeline in [tool.kfp-ci].
         """
         settings = settings_from(app, kwargs)
-        _dispatch("deploy", "deploy_command", app, settings=settings, **kwargs)
+        from kfp_ci.deploy import deploy_command
+
+        _exit_with(deploy_command(settings, **kwargs))
     return deploy_cmd
 
 
@@ -302,7 +305,9 @@ def _run_command() -> click.Command:
     def run_cmd(app: App, **kwargs: Any) -> None:
         """Run a deployed version of PIPELINE (a name from the server or [tool.kfp-ci])."""
         settings = settings_from(app, kwargs)
-        _dispatch("deploy", "run_command", app, settings=settings, **kwargs)
+        from kfp_ci.deploy import run_command
+
+        _exit_with(run_command(settings, **kwargs))
     return run_cmd
 
 
@@ -325,7 +330,9 @@ def _schedule_command() -> click.Command:
     def schedule_cmd(app: App, **kwargs: Any) -> None:
         """Keep exactly one enabled recurring run of PIPELINE (swap without gap or overlap)."""
         settings = settings_from(app, kwargs)
-        _dispatch("deploy", "schedule_command", app, settings=settings, **kwargs)
+        from kfp_ci.deploy import schedule_command
+
+        _exit_with(schedule_command(settings, **kwargs))
     return schedule_cmd
 
 
@@ -341,7 +348,9 @@ def _wait_command() -> click.Command:
     def wait_cmd(app: App, **kwargs: Any) -> None:
         """Wait for RUN_ID to finish; exit 0 only if it SUCCEEDED."""
         settings = settings_from(app, kwargs)
-        _dispatch("deploy", "wait_command", app, settings=settings, **kwargs)
+        from kfp_ci.deploy import wait_command
+
+        _exit_with(wait_command(settings, **kwargs))
     return wait_cmd
 
 
@@ -357,7 +366,9 @@ def _status_command() -> click.Command:
     def status_cmd(app: App, **kwargs: Any) -> None:
         """Show one run, or a table of recent runs."""
         settings = settings_from(app, kwargs)
-        _dispatch("deploy", "status_command", app, settings=settings, **kwargs)
+        from kfp_ci.deploy import status_command
+
+        _exit_with(status_command(settings, **kwargs))
     return status_cmd
 
 
@@ -375,7 +386,9 @@ def _gate_command() -> click.Command:
     def gate_cmd(app: App, **kwargs: Any) -> None:
         """Check a finished run's metrics against requirements and a baseline; exit 1 if the model got worse."""
         settings = settings_from(app, kwargs)
-        _dispatch("gate", "gate_command", app, settings=settings, **kwargs)
+        from kfp_ci.gate import gate_command
+
+        _exit_with(gate_command(settings, **kwargs))
     return gate_cmd
 
 
@@ -415,7 +428,9 @@ def _serve_command() -> click.Command:
     @pass_app
     def serve_cmd(app: App, **kwargs: Any) -> None:
         """Run the embedded KFP-compatible server (API under / and /pipeline, a page at /)."""
-        _dispatch("local", "serve_command", app, **kwargs)
+        from kfp_ci.local import serve_command
+
+        _exit_with(serve_command(**kwargs))
     return serve_cmd
 
 
@@ -428,7 +443,9 @@ def _demo_command() -> click.Command:
     @pass_app
     def demo_cmd(app: App, **kwargs: Any) -> None:
         """Run the whole CI flow on the examples against an embedded server with Dex login."""
-        _dispatch("demo", "demo_command", app, **kwargs)
+        from kfp_ci.demo import demo_command
+
+        _exit_with(demo_command(main, **kwargs))
     return demo_cmd
 
 

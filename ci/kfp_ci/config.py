@@ -26,10 +26,10 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from kfp_ci._record import Record, field, fields, replace
 from kfp_ci._secrets import register
 from kfp_ci.errors import ConfigError
 
@@ -106,7 +106,8 @@ _BOOL_TRUE = {"1", "true", "yes", "on"}
 _BOOL_FALSE = {"0", "false", "no", "off", ""}
 
 
-class PipelineConfig(Record):
+@dataclass(frozen=True, slots=True)
+class PipelineConfig:
     """One pipeline declared in ``[[tool.kfp-ci.pipelines]]``."""
 
     source: str
@@ -137,7 +138,8 @@ class PipelineConfig(Record):
         return bool(sep) and bool(tail) and "/" not in tail and "\\" not in tail and len(head) > 1
 
 
-class Settings(Record):
+@dataclass(frozen=True, slots=True)
+class Settings:
     """Everything a command needs to know, merged from flags, environment and project file."""
 
     host: str | None = None

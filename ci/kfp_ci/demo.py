@@ -14,7 +14,8 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+
+import click
 
 from kfp_ci import _console
 from kfp_ci.errors import KfpCiError, UsageError
@@ -48,10 +49,8 @@ def _env(**values: str) -> Iterator[None]:
                 os.environ[key] = value
 
 
-def _kfp_ci(args: Sequence[str], *, allow: Sequence[int] = (0,)) -> int:
-    """Run one kfp-ci command in this process, exactly as a CI step would, showing it first."""
-    from kfp_ci.cli import main
-
+def _kfp_ci(main: click.Command, args: Sequence[str], *, allow: Sequence[int] = (0,)) -> int:
+    """Run one kfp-ci command in this process with the CLI's ``main``, exactly as a CI step would, showing it first."""
     _console.out("")
     _console.out(f"$ kfp-ci {shlex.join(args)}")
     try:
@@ -69,7 +68,7 @@ class _StepFailed(KfpCiError):
     exit_code = 1
 
 
-def demo_command(app: Any, data_dir: Path, port: int = 0, keep_serving: bool = False) -> int:
+def demo_command(main: click.Command, data_dir: Path, port: int = 0, keep_serving: bool = False) -> int:
     try:
         from kfp_ci.local import LocalServer, ServerOptions
     except ImportError:
@@ -89,17 +88,17 @@ def demo_command(app: Any, data_dir: Path, port: int = 0, keep_serving: bool = F
         cfg = ["--config", str(config)]
         conn = ["--host", url, "--auth", "dex", "--username", DEMO_USER]
         with _env(KFP_CI_PASSWORD=DEMO_PASSWORD, KFP_CI_HOST=url):
-            _kfp_ci([*cfg, "compile", "--out-dir", str(out_dir)])
+            _kfp_ci(main, [*cfg, "compile", "--out-dir", str(out_dir)])
             packages = sorted(out_dir.glob("*.yaml"))
             if not packages:
                 raise _StepFailed(f"compile wrote no pipeline into {out_dir}")
             names = [str(p) for p in packages]
-            _kfp_ci([*cfg, "login", *conn])
-            _kfp_ci([*cfg, "deploy", *names, *conn, "--run", "--wait", "--timeout", "900"])
-            _kfp_ci([*cfg, "deploy", *names, *conn])
+            _kfp_ci(main, [*cfg, "login", *conn])
+            _kfp_ci(main, [*cfg, "deploy", *names, *conn, "--run", "--wait", "--timeout", "900"])
+            _kfp_ci(main, [*cfg, "deploy", *names, *conn])
             scheduled = packages[0].stem
-            _kfp_ci([*cfg, "schedule", scheduled, *conn, "--schedule", "0 3 * * *"])
-            _kfp_ci([*cfg, "status", *conn, "--limit", "5"])
+            _kfp_ci(main, [*cfg, "schedule", scheduled, *conn, "--schedule", "0 3 * * *"])
+            _kfp_ci(main, [*cfg, "status", *conn, "--limit", "5"])
         elapsed = time.monotonic() - started
         _console.out("")
         _console.out(f"Done in {elapsed:.0f}s. Look at the pipelines, versions, runs and the recurring run: {url}/")

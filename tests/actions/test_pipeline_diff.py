@@ -10,7 +10,7 @@ import pytest
 from act_helpers import compile_pipeline, git
 from test_act_workflows import CHANGED_SOURCE
 
-from kfp_ci._pipeline_diff import diff_specs, load_spec, summary_markdown
+from kfp_ci.deploy._pipeline_diff import diff_specs, load_spec, summary_markdown
 
 ROOT = Path(__file__).resolve().parents[2]
 

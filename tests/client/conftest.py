@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from kfp_ci import _retry, _secrets
+from kfp_ci import _secrets
+from kfp_ci.client import _retry
 
 from .fakes import PACKAGE
 

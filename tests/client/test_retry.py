@@ -10,8 +10,7 @@ import httpx
 import pytest
 from fake_clock import FakeClock
 
-from kfp_ci import _retry
-from kfp_ci.client import RetryPolicy
+from kfp_ci.client import RetryPolicy, _retry
 from kfp_ci.errors import ApiError, ConnectError, TimeoutExpired
 
 from .fakes import SpecFake, make_client

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kfp_ci._compile_discover import discover
+from kfp_ci.compile._discover import discover
 
 PIPELINE = (
     "from kfp import dsl\nimport kfp\n\n@dsl.pipeline\ndef a():\n    pass\n\n"

@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from kfp_ci._cron import next_fire_times, parse_every, parse_schedule
+from kfp_ci.deploy._cron import next_fire_times, parse_every, parse_schedule
 from kfp_ci.errors import UsageError
 
 UTC = timezone.utc

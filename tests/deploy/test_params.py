@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from kfp_ci._params import pipeline_inputs, resolve_parameters
+from kfp_ci.deploy._params import pipeline_inputs, resolve_parameters
 from kfp_ci.errors import UsageError
 
 SPEC: dict[str, Any] = {

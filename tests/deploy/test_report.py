@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from kfp_ci._report import DeployResult, dag_of, emit, mermaid_dag
+from kfp_ci.deploy._report import DeployResult, dag_of, emit, mermaid_dag
 
 
 def _spec() -> dict[str, object]:

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import pytest
 
-from kfp_ci._schedule import Owned, ensure_recurring_run, parse_marker
+from kfp_ci.deploy._schedule import Owned, ensure_recurring_run, parse_marker
 from kfp_ci.errors import NotFound
 
 

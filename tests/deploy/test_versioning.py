@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from kfp_ci._versioning import (
+from kfp_ci.deploy._versioning import (
     GitInfo,
     content_hash,
     describe_version,

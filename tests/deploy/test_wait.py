@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from fake_clock import FakeClock
 
-from kfp_ci._models import Run, Task
+from kfp_ci.client._models import Run, Task
 from kfp_ci.deploy import wait_for_run
 from kfp_ci.errors import TimeoutExpired
 

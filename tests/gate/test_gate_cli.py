@@ -25,9 +25,9 @@ def fake(monkeypatch: pytest.MonkeyPatch) -> FakeV1:
         V1Run("r0", "2026-01-01T00:00:00Z", {"r2": 0.95, "mse": 50.0}),
         V1Run("r1", "2026-01-02T00:00:00Z", {"r2": 0.90, "mse": 61.0}),
     ])
-    import kfp_ci.deploy
+    import kfp_ci.gate._command
 
-    monkeypatch.setattr(kfp_ci.deploy, "make_client", lambda settings: server.client())
+    monkeypatch.setattr(kfp_ci.gate._command, "client_from_settings", lambda settings: server.client())
     return server
 
 
@@ -97,7 +97,7 @@ def test_library_call_reuses_the_callers_client(tmp_path: Path) -> None:
 
     server = FakeV1([V1Run("r1", "2026-01-02T00:00:00Z", {"r2": 0.9})])
     with server.client() as client:
-        assert gate_command(None, Settings(), "r1", require=("r2>=0.8",), client=client) == 0
+        assert gate_command(Settings(), "r1", require=("r2>=0.8",), client=client) == 0
         with pytest.raises(GateFailed, match=r"r2: 0\.9 is not >= 0\.95"):
-            gate_command(None, Settings(), "r1", require=("r2>=0.95",), client=client)
+            gate_command(Settings(), "r1", require=("r2>=0.95",), client=client)
         client.get_run("r1")  # still open

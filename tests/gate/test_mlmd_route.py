@@ -11,8 +11,8 @@ import pytest
 
 pytest.importorskip("starlette")
 
-from kfp_ci._metrics import MlmdClient, mlmd_run_metrics
 from kfp_ci._protowire import GrpcStatusError, parse_grpc_web
+from kfp_ci.gate._mlmd import MlmdClient, mlmd_run_metrics
 from kfp_ci.local._mlmd import mlmd_routes
 
 CT = "application/grpc-web+proto"

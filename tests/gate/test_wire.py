@@ -16,9 +16,9 @@ import struct
 import httpx
 import pytest
 
-from kfp_ci._metrics import MlmdClient, mlmd_base_url, mlmd_run_metrics
 from kfp_ci._protowire import GrpcStatusError, parse_grpc_web
 from kfp_ci.errors import AuthError, GateFailed, NotKfpError, ServerError
+from kfp_ci.gate._mlmd import MlmdClient, mlmd_base_url, mlmd_run_metrics
 
 CT = "application/grpc-web+proto"
 

@@ -9,11 +9,11 @@ from typing import Any
 import httpx
 
 from kfp_ci import _console, _secrets
-from kfp_ci._http import normalize_host
 from kfp_ci.auth import _cache
 from kfp_ci.auth._dex import Session
 from kfp_ci.auth._modes import build_auth, cookie_value, effective_mode, login, verify
 from kfp_ci.auth._session import DexSession, NoCredentials
+from kfp_ci.client import normalize_host
 from kfp_ci.config import Settings
 from kfp_ci.errors import ApiError, AuthError, ConfigError, PermissionDenied, Unauthenticated, UsageError
 
@@ -60,7 +60,7 @@ def _namespace_allowed(client: Any, namespace: str) -> str:
     return ""
 
 
-def login_command(app: Any, settings: Settings, save: bool = False, print_cookie: bool = False,
+def login_command(settings: Settings, save: bool = False, print_cookie: bool = False,
                   debug_dir: Path | None = None, **_: Any) -> int:
     """``kfp-ci login``: log in, prove it, print who and (multi-user) the namespaces; optionally save/print."""
     from kfp_ci.client import Client

@@ -13,6 +13,7 @@ import ipaddress
 import json
 import re
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urljoin, urlsplit, urlunsplit
@@ -20,7 +21,6 @@ from urllib.parse import urlencode, urljoin, urlsplit, urlunsplit
 import httpx
 
 from kfp_ci import _console, _secrets
-from kfp_ci._record import Record, field
 from kfp_ci.auth._page import Page, parse_page
 from kfp_ci.errors import ConnectError, LoginError, UsageError
 
@@ -32,7 +32,8 @@ MAX_STEPS = 30
 _HEALTHZ = ("/apis/v2beta1/healthz", "/apis/v1beta1/healthz")
 
 
-class Session(Record, frozen=False):
+@dataclass(slots=True)
+class Session:
     """A logged-in dashboard session: the session cookies only (never the CSRF/state ones)."""
 
     cookies: dict[str, str] = field(default_factory=dict)

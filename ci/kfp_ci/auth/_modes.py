@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING
 
 import httpx
 
-from kfp_ci._http import BearerToken, CookieAuth, TokenFile, build_http_client, normalize_host
 from kfp_ci.auth import _cache
 from kfp_ci.auth._dex import Session, check_plain_http, dex_login, healthz_body
 from kfp_ci.auth._session import DexSession, NoCredentials
+from kfp_ci.client import BearerToken, CookieAuth, TokenFile, build_http_client, normalize_host
 from kfp_ci.config import Settings, read_secret
 from kfp_ci.errors import ConfigError, UsageError
 

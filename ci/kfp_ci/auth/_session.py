@@ -7,8 +7,8 @@ from collections.abc import Callable, Generator
 
 import httpx
 
-from kfp_ci._http import SessionCookie, is_html, looks_like_login
 from kfp_ci.auth._dex import Session
+from kfp_ci.client import SessionCookie, is_html, looks_like_login
 from kfp_ci.errors import AuthError
 
 __all__ = ["NO_CREDENTIALS", "DexSession", "NoCredentials", "needs_login"]

@@ -1,16 +1,9 @@
-"""``kfp-ci compile``: compile KFP pipelines with the installed kfp SDK, fast, isolated and cached.
+"""The compiler driver: targets -> found pipelines -> cache -> zygote worker -> outputs (or a freshness check).
 
-The CLI process never imports kfp or the user's code. It finds pipeline functions by reading the sources
-(AST), answers what it can from the cache (``.kfp-ci/cache/``), and hands the rest to a zygote process
-(:mod:`kfp_ci._compile_worker`) that imports kfp once and forks one child per source module. Every output's
-bytes equal what ``kfp dsl compile --py FILE --function F --output OUT`` writes with the same kfp.
-
-Library use::
-
-    from kfp_ci.compile import compile_targets
-    report = compile_targets(["pipelines/"], out_dir=Path("build"))
-    for result in report.results:
-        print(result.pipeline_name, result.output, result.ok, result.error)
+It finds pipeline functions by reading the sources (AST), answers what it can from the cache (``.kfp-ci/cache/``),
+and hands the rest to a zygote process (:mod:`kfp_ci.compile._worker`) that imports kfp once and forks one child
+per source module. Every output's bytes equal what ``kfp dsl compile --py FILE --function F --output OUT`` writes
+with the same kfp.
 """
 
 from __future__ import annotations
@@ -24,74 +17,28 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any
 
-from kfp_ci import _console
-from kfp_ci._compile_cache import Cache, file_digest
-from kfp_ci._compile_discover import Found, ScanError, discover, scan_file
-from kfp_ci._compile_report import hint_for, render
-from kfp_ci._record import Record, field
+from kfp_ci.compile._cache import Cache, file_digest
+from kfp_ci.compile._discover import Found, ScanError, discover, scan_file
+from kfp_ci.compile._report import hint_for
+from kfp_ci.compile._results import CompileReport, CompileResult, PipelineError, Status
 from kfp_ci.config import PipelineConfig, Settings
 from kfp_ci.errors import CompileError, UsageError
 
-if TYPE_CHECKING:
-    from kfp_ci.cli import App
-
-__all__ = ["CompileReport", "CompileResult", "PipelineError", "compile_command", "compile_targets"]
+__all__ = ["Target", "compile_targets"]
 
 Target = PipelineConfig | Path | str
-Status = Literal["written", "unchanged", "fresh", "stale", "missing", "failed"]
 
-_WORKER = Path(__file__).with_name("_compile_worker.py")
+_WORKER = Path(__file__).with_name("_worker.py")
 _DIFF_LINES = 40
 _TRUE = {"1", "true", "t", "yes", "y", "on"}
 
 
-class PipelineError(Record):
-    """Why a pipeline did not compile: kfp's message, where in the user's code, and a migration hint."""
-
-    message: str
-    file: Path | None = None
-    line: int | None = None
-    hint: str | None = None
-
-    def __str__(self) -> str:
-        where = f"{self.file}:{self.line}: " if self.file and self.line else (f"{self.file}: " if self.file else "")
-        return f"{where}{self.message}" + (f" (hint: {self.hint})" if self.hint else "")
-
-
-class CompileResult(Record):
-    """One pipeline: where it came from, where its YAML is (or would be), and how it went."""
-
-    pipeline_name: str | None
-    source: Path
-    function: str
-    output: Path | None
-    ok: bool
-    status: Status
-    error: PipelineError | None = None
-    sdk_version: str | None = None
-    cached: bool = False
-    diff: str | None = None
-
-
-class CompileReport(Record):
-    results: tuple[CompileResult, ...]
-    sdk_version: str | None
-    check: bool = False
-    elapsed: float = 0.0
-
-    @property
-    def ok(self) -> bool:
-        return all(r.ok for r in self.results)
-
-    @property
-    def failed(self) -> tuple[CompileResult, ...]:
-        return tuple(r for r in self.results if not r.ok)
-
-
-class _Job(Record, frozen=False):
+@dataclass(slots=True)
+class _Job:
     """One source module and the pipeline functions to compile from it."""
 
     source: Path
@@ -415,45 +362,6 @@ def _deliver(name: str, item: Found, output: Path, data: bytes, check: bool, sdk
             f"compiled file {output} is stale: it differs from a fresh compile of {item.source.name}:"
             f"{item.function}; run kfp-ci compile and commit it", item.source, item.line), sdk, is_cached, text)
     return CompileResult(name, item.source, item.function, output, True, "fresh", None, sdk, is_cached)
-
-
-# ------------------------------------------------------------------------------------------- CLI
-def compile_command(
-    app: App,
-    settings: Settings,
-    *,
-    paths: Sequence[Path] = (),
-    function: str | None = None,
-    out_dir: Path | None = None,
-    check: bool = False,
-    pipeline_parameters: str | None = None,
-    disable_execution_caching_by_default: bool | None = None,
-    jobs: int | None = None,
-    timeout: float = 120.0,
-    no_cache: bool = False,
-    fmt: str | None = None,
-) -> int:
-    """The body of ``kfp-ci compile``; returns the exit code (0 ok, 1 failed or stale)."""
-    params: dict[str, Any] | None = None
-    if pipeline_parameters is not None:
-        try:
-            params = json.loads(pipeline_parameters)
-        except ValueError as exc:
-            raise UsageError(f"--pipeline-parameters is not valid JSON: {exc}") from None
-        if not isinstance(params, dict):
-            raise UsageError("--pipeline-parameters must be a JSON object, e.g. '{\"rows\": 10}'")
-    targets: list[Target] = list(paths) if paths else list(settings.pipelines)
-    if not targets:
-        raise UsageError("nothing to compile: pass files or directories, or declare [[tool.kfp-ci.pipelines]] in "
-                         "pyproject.toml")
-    report = compile_targets(
-        targets, out_dir=out_dir, check=check, jobs=jobs, timeout=timeout, use_cache=not no_cache,
-        pipeline_parameters=params, disable_caching=disable_execution_caching_by_default, function=function,
-        settings=settings,
-    )
-    fmt = fmt or ("github" if _console.in_github_actions() else "text")
-    render(report, fmt)
-    return 0 if report.ok else 1
 
 
 def _compile_env() -> dict[str, str | None]:

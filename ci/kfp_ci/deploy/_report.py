@@ -5,16 +5,17 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
 from kfp_ci import _console, github
-from kfp_ci._record import Record, asdict, field
 
 __all__ = ["DeployResult", "emit", "mermaid_dag", "run_url"]
 
 
-class DeployResult(Record, frozen=False):
+@dataclass(slots=True)
+class DeployResult:
     """The outcome of deploying one pipeline (or, with ``dry_run``, what would happen)."""
 
     pipeline: str

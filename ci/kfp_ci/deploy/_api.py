@@ -2,7 +2,7 @@
 
 Deploy code talks to this narrow adapter: name lookups scoped to a namespace, get-or-create experiments, and
 the recurring-run operations of the schedule swap (:class:`RecurringRuns`). Results are the client's own
-models (:class:`~kfp_ci._models.PipelineVersion`, :class:`~kfp_ci._models.Run`), whatever the API generation.
+models (:class:`~kfp_ci.client.PipelineVersion`, :class:`~kfp_ci.client.Run`), whatever the API generation.
 """
 
 from __future__ import annotations
@@ -11,12 +11,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kfp_ci._models import PipelineVersion, RecurringRun, Run
+from kfp_ci.client import PipelineVersion, RecurringRun, Run
 from kfp_ci.errors import ApiError, NotFound
 
 if TYPE_CHECKING:
-    from kfp_ci._schedule import Owned
     from kfp_ci.client import Client
+    from kfp_ci.deploy._schedule import Owned
 
 __all__ = ["Api", "RecurringRuns", "task_states"]
 
@@ -119,7 +119,7 @@ class Api:
 
 
 class RecurringRuns:
-    """:class:`kfp_ci._schedule.RecurringApi` over the client, for one pipeline, experiment and schedule."""
+    """:class:`kfp_ci.deploy._schedule.RecurringApi` over the client, for one pipeline, experiment and schedule."""
 
     def __init__(self, api: Api, *, namespace: str | None, experiment_id: str, pipeline_id: str,
                  version_id: str | None, trigger: Mapping[str, Any], parameters: Mapping[str, Any]) -> None:
@@ -133,7 +133,7 @@ class RecurringRuns:
 
     @staticmethod
     def _owned(rr: RecurringRun) -> Owned:
-        from kfp_ci._schedule import Owned, parse_marker
+        from kfp_ci.deploy._schedule import Owned, parse_marker
 
         pid, spec, stamp = parse_marker(rr.description)
         created = stamp or "0" + (rr.created_at.isoformat() if rr.created_at else "")

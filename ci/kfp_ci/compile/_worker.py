@@ -1,10 +1,10 @@
 """The compiling side of ``kfp-ci compile``: a zygote that imports kfp once, then one child per source module.
 
-This file runs as a standalone script in the interpreter that has kfp installed (``python _compile_worker.py
+This file runs as a standalone script in the interpreter that has kfp installed (``python _worker.py
 REQUEST RESULT``); it imports nothing from kfp_ci, so any interpreter with kfp (2.x or 1.8) can run it.
 
 The zygote imports kfp, then forks one child per source module (``--jobs`` at a time; where ``fork`` is not
-available, or with ``KFP_CI_COMPILE_START=spawn``, it starts ``python _compile_worker.py --child JOB``
+available, or with ``KFP_CI_COMPILE_START=spawn``, it starts ``python _worker.py --child JOB``
 instead). A child imports only its module, the
 way ``kfp dsl compile`` does (its directory first on ``sys.path``, ``__import__`` of the file's stem), compiles
 the requested pipeline functions into a scratch directory and writes a JSON result: the compiled bytes, the
@@ -370,7 +370,7 @@ def main(argv: list[str]) -> int:
         run_child(spec["job"], spec["opts"], spec["result"])
         return 0
     if len(argv) != 2:
-        sys.stderr.write("usage: _compile_worker.py REQUEST.json RESULT.json\n")
+        sys.stderr.write("usage: _worker.py REQUEST.json RESULT.json\n")
         return 2
     with open(argv[0], encoding="utf-8") as fh:
         request = json.load(fh)

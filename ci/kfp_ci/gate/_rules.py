@@ -1,7 +1,7 @@
-"""``kfp-ci gate``: fail CI when a trained model is not good enough or got worse.
+"""The gate's rules: requirements, regressions against a baseline, and their evaluation on a run's metrics.
 
 A gate reads the scalar metrics a finished run logged (KFP v1: ``run.metrics``; KFP v2: ``Metrics.log_metric``
-through ML Metadata, see :mod:`kfp_ci._metrics`) and checks them against
+through ML Metadata, see :mod:`kfp_ci.gate._mlmd`) and checks them against
 
 * requirements: ``r2>=0.8``, ``mse<=120`` (operators ``>=``, ``<=``, ``>``, ``<``, ``==``), and
 * a baseline: ``last-success`` (the newest earlier SUCCEEDED run of the same pipeline in the same experiment)
@@ -24,17 +24,15 @@ Library use (what ``kfp-ci deploy --require ...`` calls)::
 
 from __future__ import annotations
 
-import json
 import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from kfp_ci import _console
-from kfp_ci._metrics import RunMetrics, read_run_metrics
-from kfp_ci._record import Record, asdict, field
-from kfp_ci.config import PipelineConfig, Settings
 from kfp_ci.errors import GateFailed, KfpCiError, UsageError
+from kfp_ci.gate._metrics import RunMetrics, v1_run_metrics
+from kfp_ci.gate._mlmd import MlmdClient, mlmd_base_url, mlmd_run_metrics
 
 __all__ = [
     "GateResult",
@@ -42,13 +40,11 @@ __all__ = [
     "Regression",
     "Requirement",
     "evaluate_gate",
-    "gate_command",
+    "fmt_value",
     "lower_is_better",
-    "mermaid_chart",
     "parse_regressions",
     "parse_requirement",
-    "render_markdown",
-    "render_table",
+    "read_run_metrics",
 ]
 
 _OPS = (">=", "<=", "==", ">", "<")
@@ -58,7 +54,8 @@ LAST_SUCCESS = "last-success"
 
 
 # ------------------------------------------------------------------------------------------- parsing
-class Requirement(Record):
+@dataclass(frozen=True, slots=True)
+class Requirement:
     metric: str
     op: str
     threshold: float
@@ -75,10 +72,11 @@ class Requirement(Record):
         return math.isclose(value, self.threshold, rel_tol=1e-9, abs_tol=1e-12)
 
     def __str__(self) -> str:
-        return f"{self.op} {_fmt(self.threshold)}"
+        return f"{self.op} {fmt_value(self.threshold)}"
 
 
-class Regression(Record):
+@dataclass(frozen=True, slots=True)
+class Regression:
     """The largest allowed change for the worse: ``delta`` absolute, or ``percent`` of the baseline."""
 
     metric: str
@@ -89,7 +87,7 @@ class Regression(Record):
         return abs(baseline) * self.delta / 100.0 if self.percent else self.delta
 
     def __str__(self) -> str:
-        return f"{_fmt(self.delta)}%" if self.percent else _fmt(self.delta)
+        return f"{fmt_value(self.delta)}%" if self.percent else fmt_value(self.delta)
 
 
 def parse_requirement(text: str) -> Requirement:
@@ -146,7 +144,8 @@ def lower_is_better(metric: str, requirements: Iterable[Requirement] = ()) -> bo
 
 
 # ------------------------------------------------------------------------------------------ evaluating
-class MetricRow(Record):
+@dataclass(frozen=True, slots=True)
+class MetricRow:
     metric: str
     value: float | None
     requirements: tuple[Requirement, ...] = ()
@@ -168,7 +167,7 @@ class MetricRow(Record):
     def baseline_text(self) -> str:
         if self.baseline is None:
             return "-"
-        text = _fmt(self.baseline)
+        text = fmt_value(self.baseline)
         if self.max_regression is not None:
             if self.max_regression.delta == 0:
                 text += " (no regression allowed)"
@@ -184,7 +183,8 @@ class MetricRow(Record):
         return "pass" + (f" ({'; '.join(self.notes)})" if self.notes else "")
 
 
-class GateResult(Record):
+@dataclass(frozen=True, slots=True)
+class GateResult:
     run_id: str
     rows: tuple[MetricRow, ...]
     metrics: RunMetrics
@@ -315,7 +315,7 @@ def evaluate_gate(
         if value is None:
             failures.append("missing")
         else:
-            failures.extend(f"{_fmt(value)} is not {r}" for r in reqs if not r.holds(value))
+            failures.extend(f"{fmt_value(value)} is not {r}" for r in reqs if not r.holds(value))
             if limit is not None and baseline_metrics is not None:
                 if base is None:
                     notes.append(f"baseline run {baseline_run_id} has no {name}")
@@ -324,7 +324,7 @@ def evaluate_gate(
                     allowed = limit.allowed(base)
                     if worse > allowed + 1e-12:
                         direction = "rose" if lower else "dropped"
-                        failures.append(f"{direction} {_fmt(abs(worse))} from baseline {_fmt(base)} "
+                        failures.append(f"{direction} {fmt_value(abs(worse))} from baseline {fmt_value(base)} "
                                         f"(max {limit})")
         rows.append(MetricRow(name, value, reqs, base, limit if baseline_metrics is not None else None, lower,
                               tuple(failures), tuple(notes)))
@@ -355,8 +355,7 @@ def _safe_find(metrics: RunMetrics, name: str) -> float | None:
         return None
 
 
-# ------------------------------------------------------------------------------------------ rendering
-def _fmt(value: float | None) -> str:
+def fmt_value(value: float | None) -> str:
     if value is None:
         return "-"
     if not math.isfinite(value):
@@ -366,143 +365,11 @@ def _fmt(value: float | None) -> str:
     return f"{value:.6g}"
 
 
-_HEADERS = ("metric", "value", "threshold", "baseline", "verdict")
-
-
-def _cells(row: MetricRow) -> tuple[str, ...]:
-    return (row.metric, _fmt(row.value), row.threshold_text, row.baseline_text, row.verdict)
-
-
-def render_table(result: GateResult) -> str:
-    """The plain-text table a terminal shows."""
-    rows = [_HEADERS, *(_cells(r) for r in result.rows)]
-    widths = [max(len(r[i]) for r in rows) for i in range(len(_HEADERS))]
-    lines = ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(r)).rstrip() for r in rows]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    head = f"gate for run {result.run_id} (metrics from {result.metrics.source})"
-    if result.baseline_run_id:
-        head += f", baseline run {result.baseline_run_id}"
-    out = [head, *lines]
-    if result.baseline_note:
-        out.append(f"note: {result.baseline_note}")
-    out.append("PASSED" if result.passed else "FAILED")
-    return "\n".join(out)
-
-
-def _md(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
-
-
-def mermaid_chart(metric: str, points: Sequence[tuple[str, float | None]],
-                  requirements: Sequence[Requirement] = ()) -> str:
-    """A Mermaid ``xychart-beta`` of ``metric`` over runs (oldest first), with each threshold as a flat line."""
-    known = [(rid, v) for rid, v in points if v is not None]
-    if not known:
-        return ""
-    labels = ", ".join(json.dumps(rid[:8]) for rid, _ in known)
-    values = [v for _, v in known]
-    lines = [f"    line [{', '.join(_fmt(v) for v in values)}]"]
-    bounds = list(values)
-    for req in requirements:
-        lines.append(f"    line [{', '.join(_fmt(req.threshold) for _ in known)}]")
-        bounds.append(req.threshold)
-    low, high = min(bounds), max(bounds)
-    pad = (high - low) * 0.1 or abs(high) * 0.1 or 1.0
-    title = json.dumps(f"{metric} over the last {len(known)} run{'s' if len(known) != 1 else ''}")
-    return "\n".join([
-        "```mermaid",
-        "xychart-beta",
-        f"    title {title}",
-        f"    x-axis [{labels}]",
-        f"    y-axis {json.dumps(metric)} {_fmt(round(low - pad, 6))} --> {_fmt(round(high + pad, 6))}",
-        *lines,
-        "```",
-    ])
-
-
-def render_markdown(result: GateResult) -> str:
-    """The GitHub job summary: the table, then one chart per gated metric."""
-    verdict = "passed" if result.passed else "FAILED"
-    out = [f"### kfp-ci gate: run `{result.run_id}` {verdict}", ""]
-    source = f"Metrics from {result.metrics.source}"
-    if result.baseline_run_id:
-        source += f"; baseline run `{result.baseline_run_id}`"
-    if result.baseline_note:
-        source += f"; {result.baseline_note}"
-    out += [source + ".", "", "| " + " | ".join(_HEADERS) + " |", "|" + "---|" * len(_HEADERS)]
-    for row in result.rows:
-        cells = list(_cells(row))
-        cells[-1] = ("✅ " if row.passed else "❌ ") + cells[-1]
-        out.append("| " + " | ".join(_md(c) for c in cells) + " |")
-    for row in result.rows:
-        chart = mermaid_chart(row.metric, result.history.get(row.metric, ()), row.requirements)
-        if chart:
-            out += ["", chart]
-    return "\n".join(out) + "\n"
-
-
-# ------------------------------------------------------------------------------------------------ CLI
-def _config_for(settings: Settings, pipeline: str | None) -> PipelineConfig | None:
-    if not pipeline:
-        return None
-    for config in settings.pipelines:
-        if config.name == pipeline or (config.name is None and config.function == pipeline):
-            return config
-    return None
-
-
-HISTORY_RUNS = 8
-
-
-def gate_command(
-    app: Any,
-    settings: Settings,
-    run_id: str,
-    pipeline: str | None = None,
-    require: Sequence[str] = (),
-    baseline: str | None = None,
-    max_regression: Sequence[str] = (),
-    output: str = "text",
-    client: Any = None,
-) -> int:
-    """``kfp-ci gate RUN_ID``: print the table (text or JSON), write the GitHub job summary, exit 1 on failure.
-
-    ``client``: an existing (logged-in) :class:`kfp_ci.client.Client` to reuse, e.g. the one ``deploy`` used;
-    by default one is built from ``settings``."""
-    from kfp_ci import github
-
-    config = _config_for(settings, pipeline)
-    explicit = bool(require or max_regression or baseline)
-    if pipeline and config is None and not explicit:
-        names = ", ".join(c.name or c.source for c in settings.pipelines) or "none declared"
-        raise UsageError(f"pipeline {pipeline!r} is not in [tool.kfp-ci] (pipelines: {names})")
-    requirements = tuple(require) or (config.require if config else ())
-    regressions: Iterable[str] | Mapping[str, float] = tuple(max_regression) or (
-        config.max_regression if config else {})
-    base = baseline or (config.baseline if config else None)
-    # Validate everything before any request.
-    parsed = tuple(parse_requirement(r) for r in requirements)
-    parse_regressions(regressions)
-    if base is not None and not base.strip():
-        raise UsageError("--baseline is empty: give last-success or a run id")
-
-    owned = client is None
-    if owned:
-        from kfp_ci.deploy import make_client
-
-        client = make_client(settings)
-    try:
-        result = evaluate_gate(client, run_id, require=parsed, baseline=base, max_regression=regressions,
-                               history=HISTORY_RUNS if github.enabled() else 0)
-    finally:
-        close = getattr(client, "close", None)
-        if owned and callable(close):
-            close()
-    if output == "json":
-        _console.out(json.dumps(result.to_json(), indent=2))
-    else:
-        _console.out(render_table(result))
-    github.append_summary(render_markdown(result))
-    if not result.passed:
-        raise GateFailed(result.failure_message())
-    return 0
+def read_run_metrics(client: Any, run_id: str) -> RunMetrics:
+    """A run's metrics from wherever its KFP generation keeps them."""
+    server = client.server
+    if server.api == "v1beta1":
+        body = client.get_run_raw(run_id)
+        return v1_run_metrics(run_id, body)
+    mlmd = MlmdClient(client.http, mlmd_base_url(client.host))
+    return mlmd_run_metrics(mlmd, run_id)

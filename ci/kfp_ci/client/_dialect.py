@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 from urllib.parse import quote
 
-from kfp_ci._models import ServerInfo
-from kfp_ci._record import Record, field
+from kfp_ci.client._models import ServerInfo
 from kfp_ci.errors import UsageError
 
 __all__ = ["Dialect", "Req", "V1Dialect", "V2Dialect", "dialect_for", "page_params"]
@@ -20,7 +20,8 @@ __all__ = ["Dialect", "Req", "V1Dialect", "V2Dialect", "dialect_for", "page_para
 Params = dict[str, str]
 
 
-class Req(Record):
+@dataclass(frozen=True, slots=True)
+class Req:
     method: str
     path: str
     params: Params = field(default_factory=dict)

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 
-from kfp_ci._record import Record
 from kfp_ci.errors import UsageError
 
 __all__ = ["Schedule", "next_fire_times", "parse_every", "parse_schedule"]
@@ -44,7 +44,8 @@ _FIELDS: list[tuple[str, int, int, list[str] | None, int]] = [
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
-class Schedule(Record):
+@dataclass(frozen=True, slots=True)
+class Schedule:
     """A validated schedule: exactly one of ``cron`` (KFP 6-field form) or ``interval_seconds``."""
 
     cron: str | None = None
@@ -174,7 +175,8 @@ def _parse_field(value: str, index: int, expr: str) -> frozenset[int]:
     return frozenset(result)
 
 
-class _Compiled(Record):
+@dataclass(frozen=True, slots=True)
+class _Compiled:
     seconds: tuple[int, ...]
     minutes: tuple[int, ...]
     hours: tuple[int, ...]

@@ -1,16 +1,4 @@
-"""``kfp_ci.client.Client``: a KFP REST client on httpx, for CI.
-
-It speaks v2beta1 (KFP 2.x) and v1beta1 (KFP 1.x), detected from one healthz call, with kfp.Client's method and
-argument names where they overlap. Unlike kfp.Client it fails loudly: an HTML login page, the Kubeflow dashboard
-or any non-JSON answer raises an error that says what to fix. Idempotent calls are retried with backoff; creates
-and uploads are never re-sent blindly (after an ambiguous failure the object is looked up by name first).
-
-    from kfp_ci.client import Client, BearerToken
-
-    with Client("https://kubeflow.example.com/pipeline", namespace="team-a", auth=BearerToken(token)) as client:
-        pid = client.get_pipeline_id("train")
-        version = client.upload_pipeline_version("train.yaml", "git-abc1234", pipeline_id=pid)
-"""
+"""The :class:`Client`: KFP's REST API over httpx, with kfp.Client's method and argument names."""
 
 from __future__ import annotations
 
@@ -25,11 +13,8 @@ from typing import Any, TypeVar
 
 import httpx
 
-from kfp_ci._dialect import Dialect, Req, V2Dialect, dialect_for, page_params
-from kfp_ci._http import (
-    BearerToken,
-    CookieAuth,
-    TokenFile,
+from kfp_ci.client._dialect import Dialect, Req, V2Dialect, dialect_for, page_params
+from kfp_ci.client._http import (
     api_error,
     build_http_client,
     decode_json,
@@ -38,11 +23,10 @@ from kfp_ci._http import (
     looks_like_login,
     normalize_host,
 )
-from kfp_ci._models import (
+from kfp_ci.client._models import (
     TERMINAL_STATES,
     Experiment,
     ExperimentPage,
-    Page,
     Pipeline,
     PipelinePage,
     PipelineVersion,
@@ -52,10 +36,9 @@ from kfp_ci._models import (
     Run,
     RunPage,
     ServerInfo,
-    Task,
     parse_datetime,
 )
-from kfp_ci._retry import RetryPolicy, set_testing
+from kfp_ci.client._retry import RetryPolicy
 from kfp_ci.errors import (
     ApiError,
     AuthError,
@@ -68,23 +51,7 @@ from kfp_ci.errors import (
     UsageError,
 )
 
-__all__ = [
-    "TERMINAL_STATES",
-    "BearerToken",
-    "Client",
-    "CookieAuth",
-    "Experiment",
-    "Page",
-    "Pipeline",
-    "PipelineVersion",
-    "RecurringRun",
-    "RetryPolicy",
-    "Run",
-    "ServerInfo",
-    "Task",
-    "TokenFile",
-    "set_testing",
-]
+__all__ = ["Client"]
 
 _MAX_PACKAGE = 32 * 1024 * 1024
 _PACKAGE_SUFFIXES = (".yaml", ".yml", ".json", ".zip", ".tar.gz", ".tgz")
@@ -671,7 +638,7 @@ class Client:
 
 # ---------------------------------------------------------------------------------------------- helpers
 def _retry_after(response: httpx.Response) -> float | None:
-    from kfp_ci._retry import parse_retry_after
+    from kfp_ci.client._retry import parse_retry_after
 
     return parse_retry_after(response.headers.get("retry-after"))
 

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Generic, TypeVar
-
-from kfp_ci._record import Record, field
 
 __all__ = [
     "TERMINAL_STATES",
@@ -113,7 +112,8 @@ def _v1_params(raw: Any) -> dict[str, Any]:
     return out
 
 
-class ServerInfo(Record):
+@dataclass(frozen=True, slots=True)
+class ServerInfo:
     """What one healthz call tells: API generation, server version, multi-user mode."""
 
     api: str
@@ -142,7 +142,8 @@ class ServerInfo(Record):
         return not mine or mine >= version
 
 
-class Pipeline(Record):
+@dataclass(frozen=True, slots=True)
+class Pipeline:
     pipeline_id: str
     name: str
     display_name: str
@@ -170,7 +171,8 @@ class Pipeline(Record):
         )
 
 
-class PipelineVersion(Record):
+@dataclass(frozen=True, slots=True)
+class PipelineVersion:
     pipeline_version_id: str
     pipeline_id: str
     name: str
@@ -205,7 +207,8 @@ class PipelineVersion(Record):
         )
 
 
-class Experiment(Record):
+@dataclass(frozen=True, slots=True)
+class Experiment:
     experiment_id: str
     display_name: str
     description: str | None = None
@@ -238,7 +241,8 @@ class Experiment(Record):
         )
 
 
-class Task(Record):
+@dataclass(frozen=True, slots=True)
+class Task:
     task_id: str
     display_name: str
     state: str
@@ -249,7 +253,8 @@ class Task(Record):
         return self.display_name
 
 
-class Run(Record):
+@dataclass(frozen=True, slots=True)
+class Run:
     run_id: str
     display_name: str
     state: str
@@ -341,7 +346,8 @@ class Run(Record):
         )
 
 
-class RecurringRun(Record):
+@dataclass(frozen=True, slots=True)
+class RecurringRun:
     recurring_run_id: str
     display_name: str
     status: str
@@ -430,7 +436,8 @@ class RecurringRun(Record):
 T = TypeVar("T")
 
 
-class Page(Record, Generic[T]):
+@dataclass(frozen=True, slots=True)
+class Page(Generic[T]):
     """Items of a list call (all pages, or up to ``page_size``); ``next_page_token`` continues where it stopped."""
 
     items: tuple[T, ...]
@@ -450,30 +457,35 @@ class Page(Record, Generic[T]):
         return bool(self.items)
 
 
+@dataclass(frozen=True, slots=True)
 class PipelinePage(Page[Pipeline]):
     @property
     def pipelines(self) -> Sequence[Pipeline]:
         return self.items
 
 
+@dataclass(frozen=True, slots=True)
 class PipelineVersionPage(Page[PipelineVersion]):
     @property
     def pipeline_versions(self) -> Sequence[PipelineVersion]:
         return self.items
 
 
+@dataclass(frozen=True, slots=True)
 class ExperimentPage(Page[Experiment]):
     @property
     def experiments(self) -> Sequence[Experiment]:
         return self.items
 
 
+@dataclass(frozen=True, slots=True)
 class RunPage(Page[Run]):
     @property
     def runs(self) -> Sequence[Run]:
         return self.items
 
 
+@dataclass(frozen=True, slots=True)
 class RecurringRunPage(Page[RecurringRun]):
     @property
     def recurring_runs(self) -> Sequence[RecurringRun]:

@@ -10,10 +10,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING
-
-from kfp_ci._record import Record, field
 
 if TYPE_CHECKING:
     import random
@@ -61,7 +60,8 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
     return max(0.0, when.timestamp() - reference)
 
 
-class RetryPolicy(Record):
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
     """How often and how long to retry.
 
     ``attempts`` counts every try (1 = no retry). The n-th wait is uniform in ``[0, min(maximum, initial * 2**n)]``

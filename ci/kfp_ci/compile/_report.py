@@ -6,13 +6,11 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from kfp_ci import _console
+from kfp_ci.compile._results import CompileReport, CompileResult
 from kfp_ci.github import annotation
-
-if TYPE_CHECKING:
-    from kfp_ci.compile import CompileReport, CompileResult
 
 __all__ = ["hint_for", "render"]
 

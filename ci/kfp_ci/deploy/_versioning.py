@@ -14,13 +14,13 @@ import os
 import re
 import string
 import subprocess
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from kfp_ci._record import Record
 from kfp_ci._yaml import load_docs
 from kfp_ci.errors import UsageError
 
@@ -39,7 +39,8 @@ _MAX_NAME = 127  # KFP: version names are varchar(127) per pipeline
 _HASH_RE = re.compile(r"\bsha256[:=]([0-9a-f]{16,64})\b")
 
 
-class GitInfo(Record):
+@dataclass(frozen=True, slots=True)
+class GitInfo:
     """What the version name and description are built from. All ``None`` outside a git work tree."""
 
     sha: str | None = None

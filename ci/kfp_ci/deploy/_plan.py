@@ -14,20 +14,21 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kfp_ci._api import Api
-from kfp_ci._models import PipelineVersion
-from kfp_ci._record import Record, field
-from kfp_ci._report import DeployResult
-from kfp_ci._versioning import hash_from_description
+from kfp_ci.client import PipelineVersion
+from kfp_ci.deploy._api import Api
+from kfp_ci.deploy._report import DeployResult
+from kfp_ci.deploy._versioning import hash_from_description
 from kfp_ci.errors import Conflict, NotFound
 
 __all__ = ["Target", "apply", "assess"]
 
 
-class Target(Record, frozen=False):
+@dataclass(slots=True)
+class Target:
     """One pipeline to deploy, everything decided before talking to the server."""
 
     name: str
@@ -41,7 +42,8 @@ class Target(Record, frozen=False):
     parameters: Mapping[str, Any] = field(default_factory=dict)
 
 
-class Assessment(Record, frozen=False):
+@dataclass(slots=True)
+class Assessment:
     target: Target
     pipeline_id: str | None = None
     version: PipelineVersion | None = None

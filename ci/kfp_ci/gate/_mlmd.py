@@ -1,13 +1,11 @@
-"""Where a run's metrics come from.
+"""The ML Metadata gRPC-web reader: a KFP v2 run's metrics, read the way the KFP UI reads them.
 
-* KFP v1 (v1beta1 API): ``run.metrics`` of ``GET /apis/v1beta1/runs/{id}`` — the ``mlpipeline-metrics`` a
-  component reported (``:reportMetrics``), each ``{name, node_id, number_value, format}``.
-* KFP v2 (v2beta1 API): the REST API has no metrics. The KFP UI reads them from ML Metadata through gRPC-web
-  (``POST /ml_metadata.MetadataStoreService/<Method>``, ``application/grpc-web+proto``), which Istio's
-  ``metadata-grpc`` VirtualService (or the UI's own proxy) sends to the metadata-envoy. We take the same
-  route and calls: the run's ``system.PipelineRun`` context (named by the run id), its executions, its
-  artifacts and their events; scalar metrics are the numeric custom properties of ``system.Metrics``
-  artifacts. Message shapes and sources: ``docs/metrics.md``.
+The KFP v2 REST API has no metrics. The KFP UI reads them from ML Metadata through gRPC-web
+(``POST /ml_metadata.MetadataStoreService/<Method>``, ``application/grpc-web+proto``), which Istio's
+``metadata-grpc`` VirtualService (or the UI's own proxy) sends to the metadata-envoy. We take the same
+route and calls: the run's ``system.PipelineRun`` context (named by the run id), its executions, its
+artifacts and their events; scalar metrics are the numeric custom properties of ``system.Metrics``
+artifacts. Message shapes and sources: ``docs/metrics.md``.
 
 ``KFP_CI_MLMD_URL`` overrides the base URL of that route (for instance a port-forward of
 ``metadata-envoy-service`` 9090); by default it is the KFP host without its ``/pipeline`` suffix.
@@ -18,6 +16,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -33,20 +32,10 @@ from kfp_ci._protowire import (
     to_double,
     to_signed,
 )
-from kfp_ci._record import Record, field
 from kfp_ci.errors import GateFailed, NotKfpError, ServerError
+from kfp_ci.gate._metrics import MetricValue, RunMetrics
 
-__all__ = [
-    "METRICS_TYPE",
-    "MLMD_SERVICE",
-    "RUN_CONTEXT_TYPE",
-    "MetricValue",
-    "MlmdClient",
-    "RunMetrics",
-    "mlmd_base_url",
-    "read_run_metrics",
-    "v1_run_metrics",
-]
+__all__ = ["METRICS_TYPE", "MLMD_SERVICE", "RUN_CONTEXT_TYPE", "MlmdClient", "mlmd_base_url", "mlmd_run_metrics"]
 
 MLMD_SERVICE = "ml_metadata.MetadataStoreService"
 RUN_CONTEXT_TYPE = "system.PipelineRun"
@@ -56,75 +45,6 @@ _SKIPPED_PROPERTIES = frozenset({"display_name", "store_session_info"})
 _PAGE = 100
 
 
-class MetricValue(Record):
-    name: str
-    value: float
-    task: str = ""
-    artifact: str = ""
-
-    @property
-    def qualified(self) -> str:
-        return f"{self.task}.{self.name}" if self.task else self.name
-
-
-class RunMetrics(Record):
-    """Every scalar metric of one run. ``lookup`` accepts a bare name or ``task.name``."""
-
-    run_id: str
-    source: str
-    entries: tuple[MetricValue, ...] = field(default=())
-
-    def names(self) -> list[str]:
-        bare = sorted({e.name for e in self.entries})
-        out = []
-        for name in bare:
-            matches = [e for e in self.entries if e.name == name]
-            if len({e.value for e in matches}) > 1:
-                out.extend(sorted(e.qualified for e in matches))
-            else:
-                out.append(name)
-        return out
-
-    def find(self, name: str) -> float | None:
-        matches = [e for e in self.entries if e.name == name or e.qualified == name]
-        if not matches:
-            return None
-        values = {e.value for e in matches}
-        if len(values) > 1:
-            choices = ", ".join(sorted(e.qualified for e in matches))
-            raise GateFailed(f"run {self.run_id} logs metric {name!r} in several tasks with different values; "
-                             f"name one of: {choices}")
-        return matches[0].value
-
-    def lookup(self, name: str) -> float:
-        value = self.find(name)
-        if value is None:
-            raise GateFailed(self.missing_message(name))
-        return value
-
-    def missing_message(self, name: str) -> str:
-        have = ", ".join(self.names()) or "none"
-        return f"run {self.run_id} has no metric {name!r} (its metrics: {have})"
-
-
-# ------------------------------------------------------------------------------------------- KFP v1
-def v1_run_metrics(run_id: str, body: Mapping[str, Any]) -> RunMetrics:
-    """Metrics from a v1beta1 ``apiRunDetail`` (or ``apiRun``) body."""
-    run = body.get("run") if isinstance(body.get("run"), Mapping) else body
-    entries = []
-    for raw in (run or {}).get("metrics") or []:
-        if not isinstance(raw, Mapping) or "name" not in raw:
-            continue
-        value = raw.get("number_value", raw.get("numberValue"))
-        try:
-            number = float(value)
-        except (TypeError, ValueError):
-            continue
-        entries.append(MetricValue(str(raw["name"]), number, str(raw.get("node_id") or raw.get("nodeId") or "")))
-    return RunMetrics(run_id, "v1beta1 run.metrics", tuple(entries))
-
-
-# ---------------------------------------------------------------------------------- MLMD messages
 def _str(value: int | bytes | None) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else ""
 
@@ -160,7 +80,8 @@ def decode_properties(values: Iterable[int | bytes]) -> dict[str, Any]:
     return out
 
 
-class Node(Record):
+@dataclass(frozen=True, slots=True)
+class Node:
     """A Context, Execution or Artifact, with the fields the gate needs."""
 
     id: int
@@ -192,7 +113,8 @@ def decode_artifact(data: bytes) -> Node:
                 _str(first(msg, 3)), decode_properties(msg.get(5, [])))
 
 
-class Event(Record):
+@dataclass(frozen=True, slots=True)
+class Event:
     artifact_id: int
     execution_id: int
     type: int
@@ -271,7 +193,7 @@ class MlmdClient:
         (self._sleep or time.sleep)(min(2.0, 0.2 * 2**attempt))
 
     def _decode(self, method: str, response: httpx.Response) -> dict[int, list[int | bytes]]:
-        from kfp_ci._http import api_error, html_error, is_html
+        from kfp_ci.client import api_error, html_error, is_html
 
         where = f"{self.base_url}/{MLMD_SERVICE}/{method}"
         if is_html(response):
@@ -392,13 +314,3 @@ def mlmd_run_metrics(mlmd: MlmdClient, run_id: str) -> RunMetrics:
                 continue
             entries.append(MetricValue(key, float(value), task, output))
     return RunMetrics(run_id, "ML Metadata (gRPC-web)", tuple(entries))
-
-
-def read_run_metrics(client: Any, run_id: str) -> RunMetrics:
-    """A run's metrics from wherever its KFP generation keeps them."""
-    server = client.server
-    if server.api == "v1beta1":
-        body = client.get_run_raw(run_id)
-        return v1_run_metrics(run_id, body)
-    mlmd = MlmdClient(client.http, mlmd_base_url(client.host))
-    return mlmd_run_metrics(mlmd, run_id)

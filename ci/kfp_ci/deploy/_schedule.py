@@ -25,10 +25,10 @@ import json
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from kfp_ci._cron import Schedule
-from kfp_ci._record import Record, field
+from kfp_ci.deploy._cron import Schedule
 from kfp_ci.errors import NotFound
 
 __all__ = ["Owned", "RecurringApi", "ScheduleOutcome", "ensure_recurring_run", "fingerprint"]
@@ -36,7 +36,8 @@ __all__ = ["Owned", "RecurringApi", "ScheduleOutcome", "ensure_recurring_run", "
 _MARKER_RE = re.compile(r"kfp-ci:pipeline=(?P<pid>[^\s;]+)(?:;\s*spec=(?P<spec>[0-9a-f]+))?(?:;\s*t=(?P<t>\d+))?")
 
 
-class Owned(Record):
+@dataclass(frozen=True, slots=True)
+class Owned:
     """A recurring run as this module sees it."""
 
     id: str
@@ -66,7 +67,8 @@ class RecurringApi(Protocol):
     def delete(self, recurring_run_id: str) -> None: ...
 
 
-class ScheduleOutcome(Record, frozen=False):
+@dataclass(slots=True)
+class ScheduleOutcome:
     action: str
     """unchanged | created | swapped | superseded | would create | would swap"""
     recurring_run_id: str | None

@@ -5,9 +5,9 @@ from __future__ import annotations
 import ast
 import os
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
-from kfp_ci._record import Record
 from kfp_ci.errors import UsageError
 
 __all__ = ["Found", "ScanError", "discover", "scan_file"]
@@ -15,7 +15,8 @@ __all__ = ["Found", "ScanError", "discover", "scan_file"]
 _SKIP_DIRS = {"__pycache__", "node_modules", "site-packages", "dist-packages"}
 
 
-class Found(Record):
+@dataclass(frozen=True, slots=True)
+class Found:
     """A module-level pipeline function: ``source`` (absolute), ``function`` and its ``def`` line."""
 
     source: Path
@@ -23,7 +24,8 @@ class Found(Record):
     line: int
 
 
-class ScanError(Record):
+@dataclass(frozen=True, slots=True)
+class ScanError:
     """A file that looks like it holds pipelines but does not parse."""
 
     source: Path

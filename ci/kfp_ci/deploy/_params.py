@@ -10,9 +10,9 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from kfp_ci._record import Record
 from kfp_ci.errors import UsageError
 
 __all__ = ["InputSpec", "pipeline_inputs", "resolve_parameters"]
@@ -41,7 +41,8 @@ _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off"}
 
 
-class InputSpec(Record):
+@dataclass(frozen=True, slots=True)
+class InputSpec:
     name: str
     type: str
     default: Any = None

@@ -9,16 +9,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
-from kfp_ci._record import Record, field
-from kfp_ci._report import dag_of, mermaid_dag
 from kfp_ci._yaml import load_docs
+from kfp_ci.deploy._report import dag_of, mermaid_dag
 
 __all__ = ["PipelineDiff", "diff_specs", "load_spec", "summary_markdown"]
 
 
-class PipelineDiff(Record, frozen=False):
+@dataclass(slots=True)
+class PipelineDiff:
     """Added, removed and changed steps and parameters of one pipeline (names sorted)."""
 
     added_steps: list[str] = field(default_factory=list)

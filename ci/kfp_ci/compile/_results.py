@@ -1,0 +1,60 @@
+"""What ``kfp-ci compile`` produces: one :class:`CompileResult` per pipeline, in a :class:`CompileReport`.
+
+These types sit below the compiler driver (``_driver``) and the report renderers (``_report``), which both use them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+__all__ = ["CompileReport", "CompileResult", "PipelineError", "Status"]
+
+Status = Literal["written", "unchanged", "fresh", "stale", "missing", "failed"]
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineError:
+    """Why a pipeline did not compile: kfp's message, where in the user's code, and a migration hint."""
+
+    message: str
+    file: Path | None = None
+    line: int | None = None
+    hint: str | None = None
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}: " if self.file and self.line else (f"{self.file}: " if self.file else "")
+        return f"{where}{self.message}" + (f" (hint: {self.hint})" if self.hint else "")
+
+
+@dataclass(frozen=True, slots=True)
+class CompileResult:
+    """One pipeline: where it came from, where its YAML is (or would be), and how it went."""
+
+    pipeline_name: str | None
+    source: Path
+    function: str
+    output: Path | None
+    ok: bool
+    status: Status
+    error: PipelineError | None = None
+    sdk_version: str | None = None
+    cached: bool = False
+    diff: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CompileReport:
+    results: tuple[CompileResult, ...]
+    sdk_version: str | None
+    check: bool = False
+    elapsed: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return all(r.ok for r in self.results)
+
+    @property
+    def failed(self) -> tuple[CompileResult, ...]:
+        return tuple(r for r in self.results if not r.ok)

@@ -1,0 +1,327 @@
+"""Deploy one compiled pipeline: read it offline (:func:`load_target`), upload a version, run, schedule, wait.
+
+Library use::
+
+    from kfp_ci.client import Client
+    from kfp_ci.deploy import deploy
+
+    result = deploy(Client("http://127.0.0.1:8888"), "pipeline.yaml", run=True, wait=True)
+    print(result.version_name, result.run_state)
+
+Everything the user can get wrong (parameters, cron, version template, files) is checked before the first
+request that changes anything.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import yaml
+
+from kfp_ci import _console
+from kfp_ci._yaml import load_docs
+from kfp_ci.config import PipelineConfig
+from kfp_ci.deploy._api import Api, RecurringRuns, task_states
+from kfp_ci.deploy._cron import Schedule, parse_schedule
+from kfp_ci.deploy._params import pipeline_inputs, resolve_parameters
+from kfp_ci.deploy._plan import Target, apply, assess
+from kfp_ci.deploy._report import DeployResult, dag_of, iso, run_url
+from kfp_ci.deploy._schedule import ensure_recurring_run, fingerprint
+from kfp_ci.deploy._versioning import content_hash, describe_version, git_info, render_version_name
+from kfp_ci.errors import TimeoutExpired, UsageError
+
+if TYPE_CHECKING:
+    from kfp_ci.client import Client, Run
+
+__all__ = [
+    "DEFAULT_EXPERIMENT",
+    "DeployOptions",
+    "apply_schedule",
+    "deploy",
+    "deploy_target",
+    "load_target",
+    "run_duration",
+    "schedule_of",
+    "schedule_plan",
+    "wait_for_run",
+]
+
+DEFAULT_EXPERIMENT = "Default"
+
+
+@dataclass(slots=True)
+class DeployOptions:
+    """What ``kfp-ci deploy`` does besides uploading the version."""
+
+    experiment: str | None = None
+    version_name: str | None = None
+    params: Sequence[tuple[str, str]] = ()
+    run: bool = False
+    wait: bool = False
+    timeout: float | None = None
+    terminate_on_timeout: bool = False
+    schedule: str | None = None
+    every: str | None = None
+    latest: bool = False
+    keep_old: bool = False
+    dry_run: bool = False
+    poll_interval: float = 1.0
+    poll_max: float = 10.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+# ------------------------------------------------------------------------------------------ targets
+def _read_package(path: Path) -> tuple[bytes, list[Any]]:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror}") from None
+    try:
+        docs = load_docs(data.decode("utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise UsageError(f"{path} is not a compiled pipeline (YAML): {str(exc).splitlines()[0]}") from None
+    if not docs or not isinstance(docs[0], dict) or not ("root" in docs[0] or "spec" in docs[0]):
+        raise UsageError(f"{path} is not a compiled KFP pipeline (no 'root'); compile it with kfp-ci compile")
+    return data, docs
+
+
+def load_target(
+    package: Path,
+    *,
+    name: str | None = None,
+    version_template: str | None = None,
+    experiment: str | None = None,
+    description: str | None = None,
+    parameters: Mapping[str, Any] | None = None,
+    cli_params: Iterable[tuple[str, str]] = (),
+    need_params: bool = False,
+    git_path: Path | None = None,
+    now: datetime | None = None,
+) -> Target:
+    """Read a compiled package and decide everything about it offline (name, version, typed params)."""
+    cli_params = tuple(cli_params)
+    data, docs = _read_package(package)
+    spec: dict[str, Any] = docs[0]
+    pipeline_name = name or str((spec.get("pipelineInfo") or {}).get("name") or package.stem)
+    digest = content_hash(data, docs)
+    params: dict[str, Any] = {}
+    if need_params:
+        params = resolve_parameters(pipeline_inputs(spec), cli_params, parameters,
+                                    pipeline=f"pipeline '{pipeline_name}'")
+    elif cli_params:
+        raise UsageError("--param needs --run or a schedule (--schedule/--every)")
+    info = git_info(git_path or package, want_count="{n}" in (version_template or ""))
+    return Target(
+        name=pipeline_name,
+        package=package,
+        spec=spec,
+        content_hash=digest,
+        version_name=render_version_name(version_template, info, digest, now=now),
+        version_description=describe_version(info, digest),
+        pipeline_description=description or (spec.get("pipelineInfo") or {}).get("description"),
+        experiment=experiment,
+        parameters=params,
+    )
+
+
+# ---------------------------------------------------------------------------------------------- wait
+def wait_for_run(
+    api: Api,
+    run_id: str,
+    *,
+    timeout: float | None = None,
+    terminate_on_timeout: bool = False,
+    interval: float = 1.0,
+    max_interval: float = 10.0,
+    progress: Callable[[str], None] = _console.info,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Run:
+    """Poll ``run_id`` to a terminal state with capped exponential backoff, reporting changes."""
+    import random  # only commands that wait pay for it
+
+    start = clock()
+    delay = interval
+    last_state: str | None = None
+    last_tasks: dict[str, str] = {}
+    while True:
+        run = api.get_run(run_id)
+        elapsed = clock() - start
+        if run.state != last_state:
+            progress(f"run {run_id}: {run.state} ({elapsed:.0f}s)")
+            last_state = run.state
+        tasks = task_states(run)
+        for task, state in sorted(tasks.items()):
+            if last_tasks.get(task) != state:
+                progress(f"  task {task}: {state}")
+        last_tasks = tasks
+        if run.done:
+            return run
+        if timeout is not None and elapsed >= timeout:
+            if terminate_on_timeout:
+                api.terminate_run(run_id)
+                raise TimeoutExpired(f"run {run_id} still {run.state} after {timeout:g}s; terminated it")
+            raise TimeoutExpired(f"run {run_id} still {run.state} after {timeout:g}s; it keeps running",
+                                 hint="pass --terminate-on-timeout to stop it")
+        pause = min(delay, max_interval)
+        if timeout is not None:
+            pause = max(0.0, min(pause, timeout - elapsed))
+        sleep(pause * (0.9 + 0.2 * random.random()))
+        delay = min(delay * 1.6, max_interval)
+
+
+def run_duration(run: Run) -> float | None:
+    if run.created_at and run.finished_at:
+        return max(0.0, (run.finished_at - run.created_at).total_seconds())
+    return None
+
+
+# -------------------------------------------------------------------------------------------- deploy
+def schedule_of(options: DeployOptions, config: PipelineConfig | None) -> Schedule | None:
+    cron = options.schedule or (config.schedule if config and not options.every else None)
+    every = options.every or (config.every if config and not options.schedule else None)
+    if not cron and not every:
+        return None
+    return parse_schedule(cron, every)
+
+
+def deploy_target(
+    api: Api,
+    target: Target,
+    options: DeployOptions,
+    *,
+    namespace: str | None,
+    host: str,
+    schedule: Schedule | None = None,
+    latest: bool = False,
+) -> DeployResult:
+    """Deploy one prepared :class:`~kfp_ci.deploy._plan.Target` (see :func:`deploy`)."""
+    log = _console.info
+    result = DeployResult(pipeline=target.name, namespace=namespace, host=host, version_name=target.version_name,
+                          content_hash=target.content_hash, dry_run=options.dry_run, dag=dag_of(target.spec))
+    found = assess(api, target, namespace, probe_version=options.dry_run)
+    result.plan.extend(found.steps)
+    result.pipeline_id = found.pipeline_id
+    result.pipeline_action = "found" if found.pipeline_id else "would create"
+    result.version_action = "unchanged" if found.version else "would upload"
+    result.version_id = found.version.id if found.version else None
+    experiment = target.experiment or DEFAULT_EXPERIMENT
+    if options.run or schedule:
+        result.experiment = experiment
+    if schedule is not None:
+        from kfp_ci.deploy._cron import next_fire_times
+
+        result.schedule = schedule.describe()
+        result.next_fire = [iso(t) for t in next_fire_times(schedule)]
+    if options.dry_run:
+        if options.run:
+            result.plan.append(f"start a run in experiment '{experiment}'" + (" and wait for it" if options.wait
+                                                                                 else ""))
+            result.run_state = "would start"
+        if schedule is not None:
+            result.plan.append(schedule_plan(api, found.pipeline_id, target, result, schedule, latest, options,
+                                              namespace))
+        return result
+    version = apply(api, found, namespace, result, log=log)
+    experiment_id = api.experiment(experiment, namespace) if (options.run or schedule) else None
+    result.experiment_id = experiment_id
+    if options.run and experiment_id:
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+        run = api.create_run(experiment_id=experiment_id, name=f"{target.name} {version.name} {stamp}",
+                             pipeline_id=version.pipeline_id, version_id=version.id, parameters=target.parameters)
+        result.run_id = run.id
+        result.run_url = run_url(host, run.id)
+        result.run_state = run.state
+        log(f"started run {run.id}: {result.run_url}")
+    if schedule is not None and experiment_id and result.pipeline_id:
+        apply_schedule(api, result, target, schedule, latest, options, namespace, experiment_id, version.id)
+    if options.wait and result.run_id:
+        run = wait_for_run(api, result.run_id, timeout=options.timeout,
+                           terminate_on_timeout=options.terminate_on_timeout, interval=options.poll_interval,
+                           max_interval=options.poll_max)
+        result.run_state = run.state
+        result.run_duration = run_duration(run)
+        result.run_error = run.error
+    return result
+
+
+def schedule_plan(api: Api, pipeline_id: str | None, target: Target, result: DeployResult, schedule: Schedule,
+                   latest: bool, options: DeployOptions, namespace: str | None) -> str:
+    if pipeline_id is None:
+        result.recurring_action = "would create"
+        return f"create a recurring run ({schedule.describe()})"
+    experiment_id = api.find_experiment(result.experiment or DEFAULT_EXPERIMENT, namespace)
+    version_id = None if latest else (result.version_id or "new")
+    spec = fingerprint(pipeline_id=pipeline_id, version_id=version_id, schedule=schedule,
+                       parameters=target.parameters, experiment_id=experiment_id)
+    rr = RecurringRuns(api, namespace=namespace, experiment_id=experiment_id or "", pipeline_id=pipeline_id,
+                       version_id=version_id, trigger=schedule.trigger(), parameters=target.parameters)
+    outcome = ensure_recurring_run(rr, pipeline_id=pipeline_id, name="", description="", spec=spec,
+                                   keep_old=options.keep_old, dry_run=True)
+    result.recurring_action = outcome.action
+    result.recurring_run_id = outcome.recurring_run_id
+    return "recurring run: " + "; ".join(outcome.steps)
+
+
+def apply_schedule(api: Api, result: DeployResult, target: Target, schedule: Schedule, latest: bool,
+                    options: DeployOptions, namespace: str | None, experiment_id: str, version_id: str) -> None:
+    pipeline_id = result.pipeline_id or ""
+    pinned: str | None = version_id
+    if latest:
+        if api.supports_always_latest():
+            pinned = None
+        else:
+            _console.warn("--latest needs KFP >= 2.5 with the v2beta1 API; pinning the recurring run to "
+                          f"version '{target.version_name}' instead")
+    spec = fingerprint(pipeline_id=pipeline_id, version_id=pinned, schedule=schedule, parameters=target.parameters,
+                       experiment_id=experiment_id)
+    rr = RecurringRuns(api, namespace=namespace, experiment_id=experiment_id, pipeline_id=pipeline_id,
+                       version_id=pinned, trigger=schedule.trigger(), parameters=target.parameters)
+    which = "latest version" if pinned is None else f"version {target.version_name}"
+    description = f"{target.name}: {schedule.describe()}, {which}. Managed by kfp-ci; do not edit."
+    outcome = ensure_recurring_run(rr, pipeline_id=pipeline_id, name=f"{target.name} ({which})",
+                                   description=description, spec=spec, keep_old=options.keep_old,
+                                   log=_console.info)
+    result.recurring_action = outcome.action
+    result.recurring_run_id = outcome.recurring_run_id
+
+
+def deploy(
+    client: Client,
+    package: str | Path,
+    *,
+    namespace: str | None = None,
+    name: str | None = None,
+    experiment: str | None = None,
+    version_name: str | None = None,
+    params: Mapping[str, Any] | None = None,
+    cli_params: Sequence[tuple[str, str]] = (),
+    run: bool = False,
+    wait: bool = False,
+    timeout: float | None = None,
+    terminate_on_timeout: bool = False,
+    schedule: str | None = None,
+    every: str | None = None,
+    latest: bool = False,
+    keep_old: bool = False,
+    dry_run: bool = False,
+) -> DeployResult:
+    """Deploy a compiled pipeline with ``client`` (a :class:`kfp_ci.client.Client`).
+
+    ``params`` are typed values (checked against the pipeline's inputs); ``cli_params`` are ``(name, text)``
+    pairs typed like ``--param``. Does not raise when the run fails: look at ``result.run_state``.
+    """
+    options = DeployOptions(experiment=experiment, version_name=version_name, run=run, wait=wait, timeout=timeout,
+                            terminate_on_timeout=terminate_on_timeout, schedule=schedule, every=every,
+                            latest=latest, keep_old=keep_old, dry_run=dry_run)
+    sched = schedule_of(options, None)
+    target = load_target(Path(package), name=name, version_template=version_name, experiment=experiment,
+                         parameters=params, cli_params=cli_params, need_params=run or sched is not None)
+    host = client.host
+    api = Api(client, namespace)
+    return deploy_target(api, target, options, namespace=namespace, host=host, schedule=sched, latest=latest)
