@@ -1,35 +1,41 @@
-"""A login page as data: its forms, links and texts, read with the standard library's HTML tokenizer.
+"""A login page as data: its forms, links and texts, read with BeautifulSoup (the ``html.parser`` tree builder).
 
 The Dex walker needs little from a page: each form's action, method and fields; the links (Dex connectors);
-the text of a few elements (Dex's error box, the heading of an error page) and of the page. A single pass of
-:class:`html.parser.HTMLParser` gives exactly that. (kfp-ci used BeautifulSoup here; importing it costs 60-75 ms,
-most of it soupsieve's CSS grammar, on every login of every CI job: a quarter of a ``kfp-ci deploy``.)
+the text of a few elements (Dex's error box, the heading of an error page) and of the page. beautifulsoup4 is the
+ecosystem's standard HTML reader, so the page is read with it rather than with a tokenizer of our own. Importing
+it costs ~40-75 ms (mostly soupsieve); :func:`parse_page` imports it on its first call, so only a command that
+actually reads a login page pays that, once.
 """
 
 from __future__ import annotations
 
-from html.parser import HTMLParser
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from kfp_ci._record import Record, field
+
+if TYPE_CHECKING:
+    from bs4 import Tag
 
 __all__ = ["Form", "Page", "parse_page"]
 
-# Elements without an end tag: they never hold text
-_VOID = frozenset({"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "param", "source",
-                   "track", "wbr"})
+# Elements whose text is not page text (as in a browser with scripts on)
 _HIDDEN = frozenset({"script", "style", "template", "noscript"})
 
 
-def _squash(parts: list[str]) -> str:
-    """Text pieces joined by single spaces (BeautifulSoup's ``get_text(" ", strip=True)``)."""
+def _squash(parts: Iterable[str]) -> str:
+    """Text pieces joined by single spaces, all whitespace runs squashed (``get_text(" ", strip=True)``, tighter)."""
     return " ".join(" ".join(parts).split())
 
 
-class Form:
+class Form(Record):
     """One ``<form>``: its action and method as written, and its ``<input>`` fields in order."""
 
-    def __init__(self, action: str, method: str) -> None:
-        self.action = action
-        self.method = method
-        self.inputs: list[dict[str, str]] = []
+    action: str
+    method: str
+    """Lower case; ``get`` when not written."""
+    inputs: list[dict[str, str]] = field(default_factory=list)
+    """The attributes of each ``<input>`` whose nearest enclosing form is this one (valueless attributes: ``""``)."""
 
     def has_input(self, name: str, value: str | None = None) -> bool:
         return any(i.get("name") == name and (value is None or i.get("value") == value) for i in self.inputs)
@@ -40,18 +46,17 @@ class Form:
                 if i.get("name") and i.get("type", "text").lower() in ("hidden", "text")}
 
 
-class Page:
-    """What :func:`parse_page` read."""
+class Page(Record):
+    """What :func:`parse_page` read; every list is in document order."""
 
-    def __init__(self) -> None:
-        self.forms: list[Form] = []
-        self.links: list[tuple[str, str]] = []
-        """``(href, text)`` of every ``<a href>``."""
-        self.ids: dict[str, str] = {}
-        self.classes: dict[str, str] = {}
-        """Text of the first element with each id / class."""
-        self.paragraphs: list[str] = []
-        self.text = ""
+    forms: list[Form] = field(default_factory=list)
+    links: list[tuple[str, str]] = field(default_factory=list)
+    """``(href, text)`` of every ``<a href>``."""
+    ids: dict[str, str] = field(default_factory=dict)
+    classes: dict[str, str] = field(default_factory=dict)
+    """Text of the first element with each id / class (void elements such as ``<input>`` are not counted)."""
+    paragraphs: list[str] = field(default_factory=list)
+    text: str = ""
 
     def by_id(self, element_id: str) -> str | None:
         return self.ids.get(element_id)
@@ -64,77 +69,42 @@ class Page:
         return next((p for p in self.paragraphs if p), self.text[:200])
 
 
-class _Reader(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.page = Page()
-        self.form: Form | None = None
-        self.text: list[str] = []
-        # open elements: (tag, text pieces, ids, classes, href) -- text is collected for every open element
-        self.open: list[tuple[str, list[str], str | None, list[str], str | None]] = []
-        self.hidden = 0
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        values = {k: v or "" for k, v in attrs}
-        if tag == "form":
-            self.form = Form(values.get("action", ""), values.get("method", "get").lower())
-            self.page.forms.append(self.form)
-        elif tag == "input" and self.form is not None:
-            self.form.inputs.append(values)
-        if tag in _VOID:
-            return
-        if tag in _HIDDEN:
-            self.hidden += 1
-        href = values.get("href") if tag == "a" and "href" in values else None
-        self.open.append((tag, [], values.get("id"), values.get("class", "").split(), href))
-
-    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self.handle_starttag(tag, attrs)
-        if tag not in _VOID:
-            self.handle_endtag(tag)
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag == "form":
-            self.form = None
-        if not any(t == tag for t, *_ in self.open):
-            return  # a stray end tag
-        while self.open:
-            if self._close() == tag:
-                break
-
-    def _close(self) -> str:
-        tag, parts, element_id, classes, href = self.open.pop()
-        if tag in _HIDDEN:
-            self.hidden -= 1
-        text = _squash(parts)
-        if element_id and element_id not in self.page.ids:
-            self.page.ids[element_id] = text
-        for name in classes:
-            self.page.classes.setdefault(name, text)
-        if href is not None:
-            self.page.links.append((href, text))
-        if tag == "p":
-            self.page.paragraphs.append(text)
-        if self.open:  # the parent holds this element's text too
-            self.open[-1][1].append(text)
-        return tag
-
-    def handle_data(self, data: str) -> None:
-        if self.hidden:
-            return
-        self.text.append(data)
-        if self.open:
-            self.open[-1][1].append(data)
-
-    def finish(self) -> Page:
-        self.close()
-        while self.open:
-            self._close()
-        self.page.text = _squash(self.text)
-        return self.page
+def _attributes(tag: Tag) -> dict[str, str]:
+    return {k: v if isinstance(v, str) else " ".join(v) for k, v in tag.attrs.items()}
 
 
 def parse_page(html: str) -> Page:
-    reader = _Reader()
-    reader.feed(html)
-    return reader.finish()
+    """Read ``html`` (any markup: unclosed and stray tags are tolerated) into a :class:`Page`."""
+    from bs4 import BeautifulSoup  # here, not at the top: commands that never read a login page skip the import
+    from bs4.element import NavigableString, PreformattedString
+
+    # multi_valued_attributes=None: class="a b" stays one string, like every other attribute
+    soup = BeautifulSoup(html, "html.parser", multi_valued_attributes=None)
+    # Only character data is text: not comments, CDATA sections, doctypes, nor the insides of script, style,
+    # template and noscript (their tags stay: a form inside <noscript> is still a form)
+    for node in list(soup.descendants):
+        if isinstance(node, NavigableString) and (isinstance(node, PreformattedString)
+                                                  or any(p.name in _HIDDEN for p in node.parents)):
+            node.extract()
+
+    def text(tag: Tag) -> str:
+        return _squash(s for s in tag.descendants if isinstance(s, NavigableString))
+
+    page = Page(text=text(soup))
+    for tag in soup.find_all(True):
+        if tag.name == "form":
+            inputs = [_attributes(i) for i in tag.find_all("input") if i.find_parent("form") is tag]
+            page.forms.append(Form(str(tag.get("action", "")), str(tag.get("method", "get")).lower(), inputs))
+        if tag.can_be_empty_element:  # <input>, <img>, <br>...: never hold text
+            continue
+        if tag.name == "a" and tag.has_attr("href"):
+            page.links.append((str(tag["href"]), text(tag)))
+        if tag.name == "p":
+            page.paragraphs.append(text(tag))
+        element_id = str(tag.get("id", ""))
+        if element_id and element_id not in page.ids:
+            page.ids[element_id] = text(tag)
+        for name in str(tag.get("class", "")).split():
+            if name not in page.classes:
+                page.classes[name] = text(tag)
+    return page
