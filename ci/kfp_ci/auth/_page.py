@@ -10,9 +10,8 @@ actually reads a login page pays that, once.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
-
-from kfp_ci._record import Record, field
 
 if TYPE_CHECKING:
     from bs4 import Tag
@@ -28,7 +27,8 @@ def _squash(parts: Iterable[str]) -> str:
     return " ".join(" ".join(parts).split())
 
 
-class Form(Record):
+@dataclass(frozen=True, slots=True)
+class Form:
     """One ``<form>``: its action and method as written, and its ``<input>`` fields in order."""
 
     action: str
@@ -46,7 +46,8 @@ class Form(Record):
                 if i.get("name") and i.get("type", "text").lower() in ("hidden", "text")}
 
 
-class Page(Record):
+@dataclass(frozen=True, slots=True)
+class Page:
     """What :func:`parse_page` read; every list is in document order."""
 
     forms: list[Form] = field(default_factory=list)
