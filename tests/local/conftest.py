@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from kfp_api_spec import SpecValidator
 
-from kfp_ci.local import _app
+from kfp_ci.local import _outer
 
 
 @pytest.fixture(scope="session")
@@ -90,7 +90,7 @@ class Wire:
 @pytest.fixture
 def wire(monkeypatch: pytest.MonkeyPatch) -> Iterator[Wire]:
     recorder = Wire()
-    original = _app.Outer.__call__
+    original = _outer.Outer.__call__
 
     async def recording(self: Any, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -109,5 +109,5 @@ def wire(monkeypatch: pytest.MonkeyPatch) -> Iterator[Wire]:
         recorder.exchanges.append(Exchange(scope["method"], scope["path"], state["status"], state["ctype"],
                                            state["body"]))
 
-    monkeypatch.setattr(_app.Outer, "__call__", recording)
+    monkeypatch.setattr(_outer.Outer, "__call__", recording)
     yield recorder

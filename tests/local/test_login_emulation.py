@@ -562,8 +562,8 @@ def test_real_kfp_client_trap_then_cookies_and_tokens(kfp_server: Any, browsers:
 def test_serve_flag_for_the_wrong_password_status(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
     from click.testing import CliRunner
 
-    import kfp_ci.local as local
     from kfp_ci.cli import main
+    from kfp_ci.local import _command
 
     seen: list[Any] = []
 
@@ -578,7 +578,7 @@ def test_serve_flag_for_the_wrong_password_status(monkeypatch: pytest.MonkeyPatc
         def serve_forever(self) -> None:
             pass
 
-    monkeypatch.setattr(local, "LocalServer", Recorder)
+    monkeypatch.setattr(_command, "LocalServer", Recorder)
     assert "--dex-wrong-password-status" in CliRunner().invoke(main, ["serve", "--help"]).output
     base = ["serve", "--auth", "dex", "--data-dir", str(tmp_path), "--port", "0"]
     for extra, expected in (([], None), (["--dex-wrong-password-status", "200"], 200)):

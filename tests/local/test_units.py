@@ -9,7 +9,8 @@ from datetime import datetime, timezone
 
 import pytest
 
-from kfp_ci.local._api import HttpError, coerce_params, read_package
+from kfp_ci.local._http import HttpError
+from kfp_ci.local._packages import coerce_params, read_package
 from kfp_ci.local._scheduler import cron_error, next_after, parse_cron
 
 PACKAGE = b"pipelineInfo: {name: p}\nroot: {dag: {}}\ndeploymentSpec: {}\n"
@@ -75,7 +76,7 @@ def test_v1_string_parameters_become_typed() -> None:
 
 
 def test_access_log_masks_login_codes_state_and_tokens() -> None:
-    from kfp_ci.local._app import _mask_query
+    from kfp_ci.local._outer import _mask_query
 
     assert _mask_query("code=abc123&state=s-9&rd=%2F") == "code=***&state=***&rd=%2F"
     assert _mask_query("req=qwe&back=x&hmac=zz") == "req=***&back=***&hmac=***"

@@ -23,7 +23,8 @@ session (the faults hook); a session also ends ``session_ttl`` seconds after the
 Machine access besides the login: a Bearer token from ``options.tokens`` works in every mode; oidc-authservice
 also takes its session value as ``X-Auth-Token`` (Kubeflow <= 1.6) or ``Authorization: Bearer`` (1.7-1.8); on
 oauth2-proxy 1.9.1+ any other ``Authorization`` header bypasses oauth2-proxy and meets Istio's
-``403 RBAC: access denied``. Nothing here logs; passwords, codes and session values stay in memory.
+``403 RBAC: access denied``. Nothing here logs; passwords, codes and session values stay in memory. The HTML
+pages come from ``_login_pages``.
 """
 
 from __future__ import annotations
@@ -41,6 +42,15 @@ from http.cookies import SimpleCookie
 from typing import Any
 from urllib.parse import parse_qs, urlencode
 
+from kfp_ci.local._login_pages import (
+    approval_page,
+    connector_page,
+    dex_error_page,
+    error_page,
+    password_page,
+    sign_in_page,
+)
+
 __all__ = ["LoginApp", "expire_all_sessions", "wrap_login"]
 
 ASGIApp = Any
@@ -52,7 +62,6 @@ STATE_COOKIE = "oidc_state_csrf"
 CLIENT_ID = "kubeflow-oidc-authservice"
 MAX_COOKIE = 4000
 API_ROUTES = re.compile(r"/api/|/apis/|^/ml_metadata")
-CONNECTOR_NAMES = {"local": "Email", "ldap": "LDAP"}
 LDAP_GROUPS = 160  # an LDAP login carries this many groups: its oauth2-proxy session needs split cookies
 
 
@@ -227,7 +236,7 @@ class LoginApp:
             # the sign-in page also clears whatever (stale) session cookies the browser sent
             stale = [n for n in req.cookies() if n == OAUTH2_COOKIE or re.fullmatch(OAUTH2_COOKIE + r"_\d+", n)]
             clear = [(b"set-cookie", _set_cookie(n, "", max_age=0).encode()) for n in stale or [OAUTH2_COOKIE]]
-            await _send(send, 403, _sign_in_page(req.full_path).encode(), "text/html; charset=utf-8", clear)
+            await _send(send, 403, sign_in_page(req.full_path).encode(), "text/html; charset=utf-8", clear)
             return
         state = secrets.token_urlsafe(24)
         with self._lock:
@@ -250,7 +259,7 @@ class LoginApp:
         if req.path == "/oauth2/sign_out":
             await _redirect(send, 302, "/", [_set_cookie(OAUTH2_COOKIE, "", max_age=0)])
             return
-        await _send(send, 404, _error_page(404, "Not Found", "Page not found").encode(), "text/html")
+        await _send(send, 404, error_page(404, "Not Found", "Page not found").encode(), "text/html")
 
     async def _oauth2_start(self, rd: str, send: Any) -> None:
         if not rd.startswith("/") or rd.startswith("//"):
@@ -294,7 +303,7 @@ class LoginApp:
         await _redirect(send, 302, rd or "/", cookies)
 
     async def _login_failed(self, send: Any, message: str, status: int = 403) -> None:
-        page = _error_page(status, "Forbidden" if status == 403 else "Internal Server Error", "Login Failed: " + message)  # noqa: E501
+        page = error_page(status, "Forbidden" if status == 403 else "Internal Server Error", "Login Failed: " + message)
         await _send(send, status, page.encode(), "text/html; charset=utf-8")
 
     # -------------------------------------------------------------------------------------------- authservice
@@ -406,7 +415,7 @@ class LoginApp:
         if len(self.connectors) == 1:
             await _redirect(send, 302, links[self.connectors[0]])
             return
-        await _send(send, 200, _connector_page(links).encode(), "text/html; charset=utf-8")
+        await _send(send, 200, connector_page(links).encode(), "text/html; charset=utf-8")
 
     async def _password(self, req: _Req, send: Any, rid: str, connector: str) -> None:
         with self._lock:
@@ -419,7 +428,7 @@ class LoginApp:
         if len(self.connectors) > 1:
             back = "javascript:history.back()" if self.old_urls else req.query.get("back", [""])[0]
         if req.method == "GET":
-            page = _password_page(req.full_path, prompt, back=back)
+            page = password_page(req.full_path, prompt, back=back)
             await _send(send, 200, page.encode(), "text/html; charset=utf-8")
             return
         if req.method != "POST":
@@ -429,7 +438,7 @@ class LoginApp:
         password = (req.form.get("password") or [""])[0]
         user = self._check(connector, login, password)
         if user is None:
-            page = _password_page(req.full_path, prompt, back=back, last=login, error=f"Invalid {prompt} and password.")
+            page = password_page(req.full_path, prompt, back=back, last=login, error=f"Invalid {prompt} and password.")
             await _send(send, self.wrong_status, page.encode(), "text/html; charset=utf-8")
             return
         a.user, a.connector = f"{connector}|{user}", connector
@@ -468,7 +477,7 @@ class LoginApp:
             await self._send_code(send, rid, a)
             return
         if req.method == "GET":
-            await _send(send, 200, _approval_page(rid).encode(), "text/html; charset=utf-8")
+            await _send(send, 200, approval_page(rid).encode(), "text/html; charset=utf-8")
             return
         if (form.get("approval") or [""])[0] != "approve":
             await _dex_error(send, 500, "Approval rejected.")
@@ -555,89 +564,7 @@ def _set_cookie(name: str, value: str, *, max_age: int) -> str:
 
 
 async def _dex_error(send: Any, status: int, message: str) -> None:
-    await _send(send, status, _dex_page("dex", f'<h2 class="theme-heading">{_status_text(status)}</h2>\n'
-                                        f"<p>{html.escape(message)}</p>").encode(), "text/html; charset=utf-8")
-
-
-def _status_text(status: int) -> str:
-    return {400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 500: "Internal Server Error"}.get(status, "Error")  # noqa: E501
-
-
-def _dex_page(title: str, body: str) -> str:
-    return ("<!DOCTYPE html>\n<html>\n<head>\n<meta charset=\"utf-8\">\n"
-            f"<title>{title}</title>\n<link href=\"/dex/static/main.css\" rel=\"stylesheet\">\n</head>\n<body class=\"theme-body\">\n"  # noqa: E501
-            "<div class=\"theme-navbar\"><div class=\"theme-navbar__logo-wrap\">"
-            "<img class=\"theme-navbar__logo\" src=\"/dex/theme/logo.png\"></div></div>\n"
-            f"<div class=\"dex-container\">\n<div class=\"theme-panel\">\n{body}\n</div>\n</div>\n</body>\n</html>\n")
-
-
-def _connector_page(links: dict[str, str]) -> str:
-    rows = []
-    for cid, href in sorted(links.items(), key=lambda kv: CONNECTOR_NAMES.get(kv[0], kv[0])):
-        name = CONNECTOR_NAMES.get(cid, cid)
-        rows.append(f'<div class="theme-form-row">\n<a href="{html.escape(href)}" target="_self">\n'
-                    f'<button class="dex-btn theme-btn-provider">\n'
-                    f'<span class="dex-btn-icon dex-btn-icon--{html.escape(cid)}"></span>\n'
-                    f'<span class="dex-btn-text">Log in with {html.escape(name)}</span>\n</button>\n</a>\n</div>')
-    return _dex_page("dex", '<h2 class="theme-heading">Log in to dex</h2>\n<div>\n' + "\n".join(rows) + "\n</div>")
-
-
-def _password_page(post_url: str, prompt: str, *, back: str | None, last: str = "", error: str = "") -> str:
-    value = f' value="{html.escape(last)}"' if last else ""
-    parts = ['<h2 class="theme-heading">Log in to Your Account</h2>',
-             f'<form method="post" action="{html.escape(post_url)}">',
-             '<div class="theme-form-row">',
-             f'<div class="theme-form-label"><label for="login">{html.escape(prompt)}</label></div>',
-             f'<input tabindex="1" required id="login" name="login" type="text" class="theme-form-input" '
-             f'placeholder="{html.escape(prompt.lower())}"{value} autofocus>',
-             "</div>", '<div class="theme-form-row">',
-             '<div class="theme-form-label"><label for="password">Password</label></div>',
-             '<input tabindex="2" required id="password" name="password" type="password" class="theme-form-input" '
-             'placeholder="password">', "</div>"]
-    if error:
-        parts.append(f'<div id="login-error" class="dex-error-box">{html.escape(error)}</div>')
-    parts.append('<button tabindex="3" id="submit-login" type="submit" class="dex-btn theme-btn--primary">Login</button>')  # noqa: E501
-    parts.append("</form>")
-    if back is not None:
-        parts.append(f'<div class="theme-link-back"><a class="dex-subtle-text" href="{html.escape(back)}">'
-                     "Select another login method.</a></div>")
-    return _dex_page("dex", "\n".join(parts))
-
-
-def _approval_page(rid: str) -> str:
-    def form(value: str, label: str, cls: str) -> str:
-        return (f'<form method="post">\n<input type="hidden" name="req" value="{html.escape(rid)}"/>\n'
-                f'<input type="hidden" name="approval" value="{value}"/>\n'
-                f'<button type="submit" class="dex-btn {cls}"><span class="dex-btn-text">{label}</span></button>\n'
-                "</form>")
-    body = ('<h2 class="theme-heading">Grant Access</h2>\n<hr class="dex-separator">\n<div>\n'
-            '<div class="dex-subtle-text">Dex Login Application would like to:</div>\n<div class="dex-subtle-text">\n'
-            '<ul class="dex-list">\n<li>View basic profile information</li>\n<li>View your email address</li>\n'
-            '<li>View your groups</li>\n<li>Have offline access</li>\n</ul>\n</div>\n</div>\n<hr class="dex-separator">\n'  # noqa: E501
-            '<div>\n<div class="theme-form-row">\n' + form("approve", "Grant Access", "theme-btn--success")
-            + '\n</div>\n<div class="theme-form-row">\n' + form("rejected", "Cancel", "theme-btn-provider")
-            + "\n</div>\n</div>")
-    return _dex_page("dex", body)
-
-
-def _sign_in_page(rd: str) -> str:
-    return ("<!DOCTYPE html>\n<html lang=\"en\" charset=\"utf-8\">\n<head>\n<meta charset=\"utf-8\">\n"
-            "<title>Sign In</title>\n</head>\n<body>\n<section class=\"section\">\n<div class=\"box block\">\n"
-            "<img class=\"block logo\" src=\"/custom-theme/kubeflow-logo.svg\" alt=\"Kubeflow\">\n"
-            "<form class=\"block\" method=\"GET\" action=\"/oauth2/start\">\n"
-            f"<input type=\"hidden\" name=\"rd\" value=\"{html.escape(rd)}\">\n"
-            "<button type=\"submit\" class=\"button block is-primary\">Sign in with Dex</button>\n</form>\n"
-            "</div>\n</section>\n<script>\nif (window.location.hash) {\n"
-            "  (function() { var inputs = document.getElementsByName('rd');\n"
-            "    for (var i = 0; i < inputs.length; i++) { inputs[i].value += window.location.hash; } })();\n}\n"
-            "</script>\n<footer>-</footer>\n</body>\n</html>\n")
-
-
-def _error_page(status: int, title: str, message: str) -> str:
-    return ("<!DOCTYPE html>\n<html lang=\"en\" charset=\"utf-8\">\n<head>\n"
-            f"<title>{status} {html.escape(title)}</title>\n</head>\n<body>\n<section class=\"section\">\n"
-            f"<div class=\"box block\">\n<div class=\"status-code\">{status}</div>\n<h1>{html.escape(title)}</h1>\n"
-            f"<p>{html.escape(message)}</p>\n</div>\n</section>\n</body>\n</html>\n")
+    await _send(send, status, dex_error_page(status, message).encode(), "text/html; charset=utf-8")
 
 
 # ---------------------------------------------------------------------------------------------- interface

@@ -5,10 +5,10 @@ from __future__ import annotations
 from html import escape
 from typing import TYPE_CHECKING
 
-from kfp_ci.local._api import ts
+from kfp_ci.local._fields import ts
 
 if TYPE_CHECKING:
-    from kfp_ci.local._api import Model
+    from kfp_ci.local._model import Model
 
 _STYLE = """body{font-family:system-ui,sans-serif;margin:2rem;color:#222}
 table{border-collapse:collapse;margin-bottom:2rem}

@@ -3,30 +3,19 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import yaml
 
 from kfp_ci._yaml import load_docs
-from kfp_ci.local._api import (
-    Handlers,
-    HttpError,
-    Model,
-    bad,
-    check_fields,
-    clean,
-    int64,
-    list_page,
-    parse_ts,
-    read_package,
-    spec_parameters,
-    ts,
-)
-from kfp_ci.local._api import resp as _resp
+from kfp_ci.local._fields import check_fields, clean, int64, parse_ts, ts
+from kfp_ci.local._handlers import Handlers
+from kfp_ci.local._http import HttpError, Req, Resp, Router, bad
+from kfp_ci.local._http import resp as _resp
+from kfp_ci.local._lists import list_page
+from kfp_ci.local._model import Model
+from kfp_ci.local._packages import read_package, spec_parameters
 from kfp_ci.local._store import Record
-
-if TYPE_CHECKING:
-    from kfp_ci.local._app import Req, Resp, Router
 
 P = "/apis/v1beta1"
 STATUS = {"PENDING": "Pending", "RUNNING": "Running", "SUCCEEDED": "Succeeded", "FAILED": "Failed",

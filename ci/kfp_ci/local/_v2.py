@@ -3,28 +3,17 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from kfp_ci._yaml import load_docs
-from kfp_ci.local._api import (
-    Handlers,
-    HttpError,
-    Model,
-    bad,
-    check_fields,
-    clean,
-    enum,
-    int64,
-    list_page,
-    parse_ts,
-    read_package,
-    ts,
-)
-from kfp_ci.local._api import resp as _resp
+from kfp_ci.local._fields import check_fields, clean, enum, int64, parse_ts, ts
+from kfp_ci.local._handlers import Handlers
+from kfp_ci.local._http import HttpError, Req, Resp, Router, bad
+from kfp_ci.local._http import resp as _resp
+from kfp_ci.local._lists import list_page
+from kfp_ci.local._model import Model
+from kfp_ci.local._packages import read_package
 from kfp_ci.local._store import Record
-
-if TYPE_CHECKING:
-    from kfp_ci.local._app import Req, Resp, Router
 
 P = "/apis/v2beta1"
 RUN_FIELDS = {"experiment_id", "run_id", "display_name", "storage_state", "description", "pipeline_version_id",
