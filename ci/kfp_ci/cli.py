@@ -443,7 +443,7 @@ def _demo_command() -> click.Command:
     @pass_app
     def demo_cmd(app: App, **kwargs: Any) -> None:
         """Run the whole CI flow on the examples against an embedded server with Dex login."""
-        from kfp_ci.demo import demo_command
+        from kfp_ci.local import demo_command
 
         _exit_with(demo_command(main, **kwargs))
     return demo_cmd

@@ -15,13 +15,15 @@ Modules, lowest first (each imports only modules earlier in this list, never thi
   ``_v1``, ``_v2``: the routes of each generation; ``_page``: the HTML page; ``_mlmd``: the ML Metadata route.
 - ``_app``: the API app (routes, page, error bodies); ``_outer``: faults and the access log;
   ``_login_pages``: Dex's and oauth2-proxy's HTML pages; ``_login``: the login emulation (ASGI middleware).
-- ``_server``: ``LocalServer``; ``_command``: ``kfp-ci serve``.
+- ``_server``: ``LocalServer``; ``_command``: ``kfp-ci serve``; ``_demo``: ``kfp-ci demo`` (the CI flow on the
+  examples against a server with Dex login).
 """
 
 from __future__ import annotations
 
 from kfp_ci.local._command import serve_command
+from kfp_ci.local._demo import demo_command
 from kfp_ci.local._options import ServerOptions
 from kfp_ci.local._server import LocalServer
 
-__all__ = ["LocalServer", "ServerOptions", "serve_command"]
+__all__ = ["LocalServer", "ServerOptions", "demo_command", "serve_command"]

@@ -5,9 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from kfp_ci import _console, _secrets
 from kfp_ci.errors import UsageError
 from kfp_ci.local._options import DEFAULT_USERS, ServerOptions
 from kfp_ci.local._server import LocalServer, has_module
+
+__all__ = ["require_local_extra", "serve_command"]
 
 
 def _read_pairs(path: Path | None, what: str) -> dict[str, str]:
@@ -25,14 +28,17 @@ def _read_pairs(path: Path | None, what: str) -> dict[str, str]:
     return pairs
 
 
-def serve_command(**kwargs: Any) -> int:
-    """``kfp-ci serve``: build options from the CLI flags and serve until Ctrl-C."""
-    from kfp_ci import _console, _secrets
-
+def require_local_extra(command: str, extras: str = "local") -> None:
+    """One line naming the missing package when the server's dependencies (the ``local`` extra) are not installed."""
     for module in ("starlette", "uvicorn", "croniter", "multipart"):
         if not has_module(module):
-            raise UsageError(f"kfp-ci serve needs the 'local' extra ({module} is missing)",
-                             hint="pip install 'kfp-ci[local]'")
+            raise UsageError(f"kfp-ci {command} needs the 'local' extra ({module} is missing)",
+                             hint=f"pip install 'kfp-ci[{extras}]'")
+
+
+def serve_command(**kwargs: Any) -> int:
+    """``kfp-ci serve``: build options from the CLI flags and serve until Ctrl-C."""
+    require_local_extra("serve")
     users = _read_pairs(kwargs.get("users_file"), "users") or dict(DEFAULT_USERS)
     raw_tokens = _read_pairs(kwargs.get("tokens_file"), "tokens")
     tokens = {tok: (user or "user@example.com") for tok, user in raw_tokens.items()}

@@ -19,6 +19,9 @@ import click
 
 from kfp_ci import _console
 from kfp_ci.errors import KfpCiError, UsageError
+from kfp_ci.local._command import require_local_extra
+from kfp_ci.local._options import ServerOptions
+from kfp_ci.local._server import LocalServer
 
 __all__ = ["demo_command", "find_examples"]
 
@@ -28,7 +31,7 @@ DEMO_PASSWORD = "12341234"  # noqa: S105 - the embedded server's documented demo
 
 def find_examples(root: Path | None = None) -> Path | None:
     """The examples' ``pyproject.toml`` (its ``[tool.kfp-ci]`` declares the example pipelines)."""
-    for base in ([root] if root else [Path.cwd() / "examples", Path(__file__).resolve().parents[2] / "examples"]):
+    for base in ([root] if root else [Path.cwd() / "examples", Path(__file__).resolve().parents[3] / "examples"]):
         candidate = base / "pyproject.toml"
         if candidate.is_file():
             return candidate
@@ -69,10 +72,7 @@ class _StepFailed(KfpCiError):
 
 
 def demo_command(main: click.Command, data_dir: Path, port: int = 0, keep_serving: bool = False) -> int:
-    try:
-        from kfp_ci.local import LocalServer, ServerOptions
-    except ImportError:
-        raise UsageError("kfp-ci demo needs the local extra: pip install 'kfp-ci[local,demo]'") from None
+    require_local_extra("demo", "local,demo")
     config = find_examples()
     if config is None:
         raise UsageError("no examples found: run kfp-ci demo from the kfp-ci source tree (examples/pyproject.toml)")
