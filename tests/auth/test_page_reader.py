@@ -139,21 +139,21 @@ def test_malformed_markup_never_raises() -> None:
 
 
 def test_pages_of_the_emulated_kubeflow() -> None:
-    from kfp_ci.local._login import _approval_page, _connector_page, _error_page, _password_page
+    from kfp_ci.local._login_pages import approval_page, connector_page, error_page, password_page
 
-    page = parse_page(_password_page("/dex/auth/local/login?back=&state=s", "Email Address", back="/dex/auth?s=1",
+    page = parse_page(password_page("/dex/auth/local/login?back=&state=s", "Email Address", back="/dex/auth?s=1",
                                      last="user@example.com", error="Invalid Email Address and password."))
     (form,) = page.forms
     assert form.method == "post" and form.action == "/dex/auth/local/login?back=&state=s"
     assert form.values() == {"login": "user@example.com"} and form.has_input("password")
     assert page.by_id("login-error") == "Invalid Email Address and password."
     assert page.links == [("/dex/auth?s=1", "Select another login method.")]
-    links = parse_page(_connector_page({"local": "/dex/auth/local?s=1", "ldap": "/dex/auth/ldap?s=1"})).links
+    links = parse_page(connector_page({"local": "/dex/auth/local?s=1", "ldap": "/dex/auth/ldap?s=1"})).links
     assert sorted(links) == [("/dex/auth/ldap?s=1", "Log in with LDAP"), ("/dex/auth/local?s=1", "Log in with Email")]
-    approve, cancel = parse_page(_approval_page("r<1>")).forms
+    approve, cancel = parse_page(approval_page("r<1>")).forms
     assert approve.has_input("approval", "approve") and approve.values() == {"req": "r<1>", "approval": "approve"}
     assert cancel.has_input("approval", "rejected")
-    error = parse_page(_error_page(403, "Forbidden", "Login Failed: Unable to find a valid CSRF token"))
+    error = parse_page(error_page(403, "Forbidden", "Login Failed: Unable to find a valid CSRF token"))
     assert error.by_class("status-code") == "403"
     assert error.message() == "Login Failed: Unable to find a valid CSRF token"
 
