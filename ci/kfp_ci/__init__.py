@@ -1,8 +1,9 @@
 """kfp-ci: CI/CD/CT for Kubeflow Pipelines.
 
-The public API is what this module exports; everything in ``kfp_ci._*`` modules is private.
-Heavy parts (the client, the compiler driver, the embedded server) are imported on first use, so
-``import kfp_ci`` stays cheap.
+One subpackage per concern: :mod:`kfp_ci.compile`, :mod:`kfp_ci.client`, :mod:`kfp_ci.auth`,
+:mod:`kfp_ci.gate`, :mod:`kfp_ci.deploy` and :mod:`kfp_ci.local` (the embedded server); each ``__init__`` names
+its public API, and modules named ``_*`` (at any level) are private. This module exports the error hierarchy
+and, on first use, the :class:`~kfp_ci.client.Client`, so ``import kfp_ci`` stays cheap.
 """
 
 from __future__ import annotations
