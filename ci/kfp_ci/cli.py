@@ -12,10 +12,11 @@ import atexit
 import functools
 import os
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TextIO, TypeVar
 
 import click
 
@@ -171,6 +172,13 @@ def main(ctx: click.Context, verbose: bool, config_file: Path | None) -> None:
     5 timeout.
     """
     ctx.obj = App(verbose=verbose, config_file=config_file)
+    warnings.showwarning = _warning_line
+
+
+def _warning_line(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                  file: TextIO | None = None, line: str | None = None) -> None:
+    """A Python warning (e.g. the client's TLS one) as one ``kfp-ci: warning:`` line, without a source location."""
+    _console.warn(str(message))
 
 
 # --------------------------------------------------------------------------------------------- compile

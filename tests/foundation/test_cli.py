@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -146,3 +147,14 @@ def test_the_console_entry_runs_atexit_handlers_registered_by_the_command(tmp_pa
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.count("x") == 200000 and proc.stdout.rstrip().endswith(f"kfp-ci {__version__}")
     assert marker.read_text() == "ok"
+
+
+def test_a_library_warning_is_one_console_line(kfp_server: Any) -> None:
+    server = kfp_server(execute=False)
+    env = {"SSL_CERT_FILE": "", "REQUESTS_CA_BUNDLE": "", "KFP_CI_CA_BUNDLE": "", "KFP_CI_CONFIG": ""}
+    result = CliRunner().invoke(main, ["status", "--host", server.url, "--auth", "none",
+                                       "--insecure-skip-tls-verify"], env=env)
+    assert result.exit_code == 0, result.output
+    warning_lines = [line for line in result.stderr.splitlines() if "verification is off" in line]
+    assert warning_lines == ["kfp-ci: warning: TLS certificate verification is off (--insecure-skip-tls-verify)"]
+    assert "UserWarning" not in result.stderr and ".py:" not in result.stderr
