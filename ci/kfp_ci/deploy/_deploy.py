@@ -27,7 +27,7 @@ from kfp_ci import _console
 from kfp_ci._yaml import load_docs
 from kfp_ci.config import PipelineConfig
 from kfp_ci.deploy._api import Api, RecurringRuns, task_states
-from kfp_ci.deploy._cron import Schedule, parse_schedule
+from kfp_ci.deploy._cron import Schedule, next_fire_times, parse_schedule
 from kfp_ci.deploy._params import pipeline_inputs, resolve_parameters
 from kfp_ci.deploy._plan import Target, apply, assess
 from kfp_ci.deploy._report import DeployResult, dag_of, iso, run_url
@@ -214,8 +214,6 @@ def deploy_target(
     if options.run or schedule:
         result.experiment = experiment
     if schedule is not None:
-        from kfp_ci.deploy._cron import next_fire_times
-
         result.schedule = schedule.describe()
         result.next_fire = [iso(t) for t in next_fire_times(schedule)]
     if options.dry_run:
