@@ -98,14 +98,19 @@ def parse_page(html: str) -> Page:
             page.forms.append(Form(str(tag.get("action", "")), str(tag.get("method", "get")).lower(), inputs))
         if tag.can_be_empty_element:  # <input>, <img>, <br>...: never hold text
             continue
-        if tag.name == "a" and tag.has_attr("href"):
-            page.links.append((str(tag["href"]), text(tag)))
-        if tag.name == "p":
-            page.paragraphs.append(text(tag))
+        is_link = tag.name == "a" and tag.has_attr("href")
         element_id = str(tag.get("id", ""))
-        if element_id and element_id not in page.ids:
-            page.ids[element_id] = text(tag)
-        for name in str(tag.get("class", "")).split():
-            if name not in page.classes:
-                page.classes[name] = text(tag)
+        new_id = bool(element_id) and element_id not in page.ids
+        new_classes = [name for name in str(tag.get("class", "")).split() if name not in page.classes]
+        if not (is_link or tag.name == "p" or new_id or new_classes):
+            continue
+        content = text(tag)  # once per element, whatever it is recorded as
+        if is_link:
+            page.links.append((str(tag["href"]), content))
+        if tag.name == "p":
+            page.paragraphs.append(content)
+        if new_id:
+            page.ids[element_id] = content
+        for name in new_classes:
+            page.classes.setdefault(name, content)
     return page
