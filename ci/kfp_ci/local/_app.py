@@ -54,11 +54,14 @@ class Api:
         request = Request(scope, receive)
         path = strip_prefix(request.url.path)
         method = request.method
-        if method == "GET" and path in ("/", "/index.html"):
-            from kfp_ci.local._page import render_page
+        if method == "GET" and not path.startswith("/apis/"):
+            from kfp_ci.local._page import page_response
 
-            html = await run_in_threadpool(render_page, self.model)
-            return await respond(send, Resp(200, html, "text/html; charset=utf-8"))
+            prefix = "/pipeline" if request.url.path.startswith("/pipeline") else ""
+            user = request.headers.get("kubeflow-userid") or None
+            page = await run_in_threadpool(page_response, self.model, path, user, prefix)
+            if page is not None:
+                return await respond(send, page)
         handler, params, path_found = self.router.match(method, path)
         if handler is None:
             status = 405 if path_found else 404

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
 import time
 import traceback
 from pathlib import Path
@@ -79,7 +80,8 @@ def main(run_dir: Path) -> int:
         def recorded(*args: Any, **kwargs: Any) -> Any:
             component = str(kwargs.get("component_name", args[1] if len(args) > 1 else "task"))
             name = component[5:] if component.startswith("comp-") else component
-            entry: dict[str, Any] = {"name": name, "state": "RUNNING", "start": time.time(), "end": None, "error": ""}
+            entry: dict[str, Any] = {"name": name, "state": "RUNNING", "start": time.time(), "end": None, "error": "",
+                                     "arguments": _plain(kwargs.get("arguments"))}
             tasks.append(entry)
             _flush(run_dir, result)
             try:
@@ -93,6 +95,7 @@ def main(run_dir: Path) -> int:
                          error="" if ok else f"task {name} failed")
             if ok:
                 artifacts.extend(_describe(name, dict(outputs or {})))
+                entry["outputs"] = _plain(dict(outputs or {}))
             _flush(run_dir, result)
             return outputs, task_status
 
@@ -110,10 +113,21 @@ def main(run_dir: Path) -> int:
     return 0 if result["ok"] else 1
 
 
+def _plain(arguments: Any) -> dict[str, Any]:
+    """A task's parameter arguments as JSON values (artifacts are listed with its outputs, not here)."""
+    if not isinstance(arguments, dict):
+        return {}
+    return {str(k): v for k, v in arguments.items() if isinstance(v, (str, int, float, bool, list, dict, type(None)))}
+
+
+_FLUSH = threading.Lock()  # kfp.local runs a ParallelFor's iterations in threads, each reporting here
+
+
 def _flush(run_dir: Path, result: dict[str, Any]) -> None:
-    tmp = run_dir / "result.json.tmp"
-    tmp.write_text(json.dumps(result, default=repr))
-    tmp.replace(run_dir / "result.json")
+    with _FLUSH:
+        tmp = run_dir / "result.json.tmp"
+        tmp.write_text(json.dumps(result, default=repr))
+        tmp.replace(run_dir / "result.json")
 
 
 if __name__ == "__main__":
