@@ -76,7 +76,7 @@ class _Repo:
             where = self.path.parent
             top = _git(where, "rev-parse", "--show-toplevel")
             if top:
-                relative = self.path.resolve().relative_to(Path(top).resolve()).as_posix()
+                relative = self.path.resolve().relative_to(Path(top.strip()).resolve()).as_posix()
                 for sha in (_git(where, "log", f"-n{HISTORY}", "--format=%H", "--", relative) or "").split():
                     text = _git(where, "show", f"{sha}:{relative}")
                     if text is None:
