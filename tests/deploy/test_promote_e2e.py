@@ -23,8 +23,8 @@ from .gitrepo import commit_all, git, make_repo
 
 pytest.importorskip("kfp")
 
-STAGING_PASSWORD = "staging-pass-4711"  # noqa: S105 - a test credential of the embedded Dex
-PROD_TOKEN = "prod-token-a1b2c3d4e5"  # noqa: S105 - a test token of the embedded server
+STAGING_PASSWORD = "staging-pass-4711"
+PROD_TOKEN = "prod-token-a1b2c3d4e5"
 ENV = {"KFP_CI_CONFIG": "", "GITHUB_OUTPUT": "", "GITHUB_STEP_SUMMARY": "", "GITHUB_ACTIONS": "",
        "KFP_CI_TOKEN": "", "KFP_CI_PASSWORD": "", "KFP_CI_HOST": "", "KFP_CI_ENV": "", "KFP_CI_AUTH": "",
        "STAGING_PASSWORD": STAGING_PASSWORD, "PROD_TOKEN": PROD_TOKEN}
