@@ -497,7 +497,8 @@ def load_settings(
     """
     env = os.environ if env is None else env
     flags = dict(flags or {})
-    chosen = flags.pop("environment", None) or environment or env.get(ENVIRONMENT_ENV_VAR) or None
+    flag_environment = flags.pop("environment", None) or environment
+    chosen = flag_environment or env.get(ENVIRONMENT_ENV_VAR) or None
     settings, raw = _load_settings(flags, env=env, cwd=cwd, config_file=config_file)
     project = settings.project_file
     parsed = _parse_environments(raw, project) if project is not None and raw else {}
@@ -506,7 +507,7 @@ def load_settings(
     if chosen not in parsed:
         where = f" in {project}" if project is not None else " (no [tool.kfp-ci] table found)"
         known = ", ".join(parsed) or "none declared"
-        source = "--env" if flags.get("environment") is not None or environment else ENVIRONMENT_ENV_VAR
+        source = "--env" if flag_environment else ENVIRONMENT_ENV_VAR
         raise ConfigError(f"unknown environment '{chosen}' ({source}){where}: "
                           f"[tool.kfp-ci.environments] declares {known}")
     assert project is not None
