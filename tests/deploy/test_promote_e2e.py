@@ -189,6 +189,8 @@ def test_promote_the_version_that_passed_then_refuse_one_that_failed_then_see_dr
     assert code == 0, out
     assert rows is not None, out
     states = {(r["environment"], r["role"].split(" ")[0]): r["state"] for r in rows}
+    assert {r["content_hash"] for r in rows if r["environment"] == "production"} == {
+        canonical(prod, "scored", good)}
     assert states == {("staging", "latest"): "in sync", ("production", "latest"): "behind",
                       ("production", "recurring"): "behind"}
 

@@ -49,6 +49,8 @@ class DriftRow:
     state: str
     """in sync | behind | drifted | not deployed | no compiled file"""
     detail: str = ""
+    content_hash: str | None = None
+    """Canonical hash of the spec the server holds (:func:`kfp_ci.deploy._spec.spec_hash`)."""
 
 
 def _compiled_file(config: PipelineConfig, name: str) -> Path:
@@ -144,8 +146,9 @@ def _environment_rows(name: str, settings: Settings) -> list[DriftRow]:
             else:
                 checked.append((role, api.get_version(pipeline_id, rr.pipeline_version_id)))
         for role, version in checked:
-            state, detail = classify(repo, fetch_spec(api, version))
-            rows.append(DriftRow(name, config.name, role, version.name, state, detail))
+            server = fetch_spec(api, version)
+            state, detail = classify(repo, server)
+            rows.append(DriftRow(name, config.name, role, version.name, state, detail, spec_hash(server)))
     return rows
 
 
