@@ -623,6 +623,6 @@ def show_settings(settings: Settings, output: str = "text") -> int:
         return 0
     width = max(len(key) for key, _, _ in rows)
     for key, value, source in rows:
-        text = json.dumps(value, default=str) if not isinstance(value, str) else value
+        text = "-" if value is None else value if isinstance(value, str) else json.dumps(value, default=str)
         _console.out(f"{key.ljust(width)}  {text}  ({source})")
     return 0
