@@ -114,6 +114,8 @@ def connection_options(func: F) -> F:
                      help="Allow sending credentials over plain http to a non-loopback host (warns)."),
         click.option("--http-timeout", "timeout", type=float, metavar="SECONDS",
                      help="Connect/read timeout of each HTTP request (default 30)."),
+        click.option("--env", "environment", metavar="NAME", help="Use [tool.kfp-ci.environments.NAME] "
+                     "(host, auth, secrets' variable names, per-pipeline overrides). Env: KFP_CI_ENV."),
     ]
     for option in reversed(options):
         func = option(func)
@@ -122,7 +124,7 @@ def connection_options(func: F) -> F:
 
 CONNECTION_FLAGS = (
     "host", "namespace", "auth", "username", "password_stdin", "password_file", "token_file", "cookie_file",
-    "dex_connector", "ca_bundle", "insecure_skip_tls_verify", "allow_insecure_http", "timeout",
+    "dex_connector", "ca_bundle", "insecure_skip_tls_verify", "allow_insecure_http", "timeout", "environment",
 )
 
 
@@ -369,10 +371,23 @@ def _status_command() -> click.Command:
     @click.option("--pipeline", metavar="NAME", help="Only runs of this pipeline.")
     @click.option("--experiment", "-e", metavar="NAME", help="Only runs in this experiment.")
     @click.option("--limit", type=click.IntRange(min=1), default=10, show_default=True, help="How many runs.")
+    @click.option("--check", is_flag=True, help="With --env all: exit 1 when a server holds content no commit made.")
     @output_option
     @pass_app
     def status_cmd(app: App, **kwargs: Any) -> None:
-        """Show one run, or a table of recent runs."""
+        """Show one run, or a table of recent runs.
+
+        With --env all: for every environment and pipeline, the latest version and the one the recurring run
+        uses against the repository's compiled file: in sync, behind (the repo is newer) or drifted.
+        """
+        if kwargs.get("environment") == "all":
+            from kfp_ci.deploy import drift_command
+
+            _exit_with(drift_command(app.settings(), check=bool(kwargs.get("check")),
+                                     output=kwargs.get("output") or "text", load=app.settings))
+            return
+        if kwargs.pop("check", False):
+            raise UsageError("--check needs --env all")
         settings = settings_from(app, kwargs)
         from kfp_ci.deploy import status_command
 
@@ -398,6 +413,59 @@ def _gate_command() -> click.Command:
 
         _exit_with(gate_command(settings, **kwargs))
     return gate_cmd
+
+
+# ----------------------------------------------------------------------------------- config, promote
+def _config_command() -> click.Command:
+    @click.command("config", context_settings=CONTEXT_SETTINGS)
+    @connection_options
+    @output_option
+    @pass_app
+    def config_cmd(app: App, **kwargs: Any) -> None:
+        """Print the merged settings (flags, KFP_CI_* variables, --env environment, [tool.kfp-ci]) and where
+        each came from. Secrets are shown as ***."""
+        output = kwargs.pop("output")
+        settings = settings_from(app, kwargs)
+        from kfp_ci.config import show_settings
+
+        _exit_with(show_settings(settings, output))
+    return config_cmd
+
+
+def _promote_command() -> click.Command:
+    @click.command("promote", context_settings=CONTEXT_SETTINGS)
+    @click.argument("pipeline")
+    @click.option("--from", "source", metavar="ENV", required=True, help="Environment the version passed in.")
+    @click.option("--to", "target", metavar="ENV", required=True, help="Environment to promote it to.")
+    @click.option("--version", "version", metavar="NAME", help="Version to promote (default: the latest).")
+    @click.option("--run-id", metavar="ID", help="Promote the version this run ran (it must have passed).")
+    @click.option("--force", is_flag=True, help="Promote without a SUCCEEDED run that passed the gate (recorded).")
+    @click.option("--param", "params", multiple=True, metavar="KEY=VALUE", callback=_param_pairs,
+                  help="Run parameter in the target (repeatable).")
+    @click.option("--run", "run_once", is_flag=True, help="Start a run of the promoted version in the target.")
+    @click.option("--wait", is_flag=True, help="Wait for that run; exit 0 only if it SUCCEEDED.")
+    @click.option("--timeout", "wait_timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
+                  help="Give up waiting after SECONDS (exit 5).")
+    @click.option("--no-schedule", is_flag=True, help="Leave the target's recurring run alone.")
+    @click.option("--keep-old", is_flag=True, help="Keep the replaced recurring run, disabled.")
+    @click.option("--dry-run", is_flag=True, help="Check and print the plan; change nothing.")
+    @output_option
+    @pass_app
+    def promote_cmd(app: App, **kwargs: Any) -> None:
+        """Promote the version of PIPELINE that passed in --from to --to: the same spec, the same name.
+
+        The spec is fetched from the --from server (not recompiled) and uploaded unchanged; a version of that
+        name with the same content is reused, one with other content refused. Then, like deploy, the target's
+        schedule from [tool.kfp-ci] (and --run) applies. Each environment reads its own secrets.
+        """
+        if kwargs["source"] == kwargs["target"]:
+            raise UsageError("--from and --to name the same environment; promote between two")
+        source = app.settings(environment=kwargs.pop("source"))
+        target = app.settings(environment=kwargs.pop("target"))
+        from kfp_ci.deploy import promote_command
+
+        _exit_with(promote_command(source, target, **kwargs))
+    return promote_cmd
 
 
 # ---------------------------------------------------------------------------------------- serve, demo
@@ -467,6 +535,8 @@ _COMMANDS: dict[str, Callable[[], click.Command]] = {
     "wait": _wait_command,
     "status": _status_command,
     "gate": _gate_command,
+    "config": _config_command,
+    "promote": _promote_command,
     "serve": _serve_command,
     "demo": _demo_command,
 }

@@ -17,6 +17,13 @@ one (or named with ``--config`` / ``KFP_CI_CONFIG``). Paths in it are relative t
     schedule = "0 0 3 * * *"            # or: every = "6h"
     require = ["r2>=0.8"]
 
+    [tool.kfp-ci.environments.production]   # chosen with --env production or KFP_CI_ENV=production
+    host = "https://kubeflow.prod.example.com/pipeline"
+    auth = "token"
+    token-env = "KFP_PROD_TOKEN"        # the token is read from this variable, never from the file
+    [tool.kfp-ci.environments.production.pipelines.train]
+    schedule = "0 0 2 * * *"
+
 Secrets (password, token, cookie) are read only from environment variables or files, never from the
 table or from a command-line value.
 """
@@ -44,6 +51,7 @@ def _toml() -> Any:
 
 __all__ = [
     "AUTH_MODES",
+    "ENVIRONMENT_ENV_VAR",
     "PipelineConfig",
     "Settings",
     "find_pyproject",
@@ -85,6 +93,7 @@ _TOP_KEYS = {
     "out-dir": "out_dir",
     "timeout": "timeout",
     "pipelines": "pipelines",
+    "environments": "environments",
 }
 _PIPELINE_KEYS = {
     "source": "source",
@@ -163,6 +172,12 @@ class Settings:
     pipelines: tuple[PipelineConfig, ...] = ()
     project_file: Path | None = None
     """The ``pyproject.toml`` the table came from, if any."""
+    environment: str | None = None
+    """The ``[tool.kfp-ci.environments.<name>]`` these settings were merged with (``--env`` / ``KFP_CI_ENV``)."""
+    environments: tuple[str, ...] = ()
+    """Every environment the project table declares, in file order."""
+    sources: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
+    """Where each set field came from: ``flag``, ``env KFP_CI_HOST``, ``[tool.kfp-ci.environments.prod]``, ..."""
 
     @property
     def project_root(self) -> Path | None:
@@ -283,6 +298,8 @@ def _settings_from_table(path: Path) -> dict[str, Any]:
             values[name] = float(_expect(value, (int, float), key, path))
         elif name in ("ca_bundle", "out_dir"):
             values[name] = (path.parent / _expect(value, str, key, path)).resolve()
+        elif name == "environments":
+            values[name] = _expect(value, dict, key, path)  # checked by _parse_environments
         else:
             values[name] = _expect(value, str, key, path)
     return values
@@ -336,14 +353,200 @@ def read_secret(path: Path, what: str) -> str:
     return value
 
 
+# --------------------------------------------------------------------------------------- environments
+ENVIRONMENT_ENV_VAR = "KFP_CI_ENV"
+ALL_ENVIRONMENTS = "all"
+"""Reserved name: ``kfp-ci status --env all`` looks at every environment."""
+# [tool.kfp-ci.environments.<name>] keys -> settings field (besides 'pipelines' and the *-env secret names)
+_ENVIRONMENT_KEYS = {
+    "host": "host",
+    "namespace": "namespace",
+    "auth": "auth",
+    "username": "username",
+    "dex-connector": "dex_connector",
+    "ca-bundle": "ca_bundle",
+    "experiment": "experiment",
+    "version-name": "version_name",
+    "timeout": "timeout",
+    "insecure-skip-tls-verify": "insecure_skip_tls_verify",
+    "allow-insecure-http": "allow_insecure_http",
+}
+# Names of the environment variables an environment reads its secrets from, instead of KFP_CI_PASSWORD etc.
+_SECRET_NAME_KEYS = {"password-env": "password", "token-env": "token", "cookie-env": "cookie"}
+# What an environment may override per pipeline: [tool.kfp-ci.environments.<name>.pipelines.<pipeline>]
+_ENVIRONMENT_PIPELINE_KEYS = ("experiment", "parameters", "schedule", "every", "latest", "require",
+                              "max-regression", "baseline")
+_ENV_NAME_RE = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+
+
+@dataclass(frozen=True, slots=True)
+class _Environment:
+    name: str
+    values: dict[str, Any]
+    secret_vars: dict[str, str]
+    pipelines: dict[str, dict[str, Any]]
+
+
+def _parse_environments(raw: dict[str, Any], path: Path) -> dict[str, _Environment]:
+    """Check every ``[tool.kfp-ci.environments.<name>]`` table (selected or not): unknown keys are errors."""
+    import re
+
+    found: dict[str, _Environment] = {}
+    for name, table in raw.items():
+        where = f"[tool.kfp-ci.environments.{name}]"
+        if name == ALL_ENVIRONMENTS:
+            raise ConfigError(f"{path}: environment name 'all' is reserved (kfp-ci status --env all); rename it")
+        if not re.match(_ENV_NAME_RE, name):
+            raise ConfigError(f"{path}: environment name {name!r} must be letters, digits, '.', '_' or '-'")
+        if not isinstance(table, dict):
+            raise ConfigError(f"{path}: {where} must be a table")
+        values: dict[str, Any] = {}
+        secret_vars: dict[str, str] = {}
+        pipelines: dict[str, dict[str, Any]] = {}
+        for key, value in table.items():
+            full = f"environments.{name}.{key}"
+            if key in _ENVIRONMENT_KEYS:
+                field_name = _ENVIRONMENT_KEYS[key]
+                if field_name == "timeout":
+                    values[field_name] = float(_expect(value, (int, float), full, path))
+                elif field_name in ("insecure_skip_tls_verify", "allow_insecure_http"):
+                    values[field_name] = _expect(value, bool, full, path)
+                elif field_name == "ca_bundle":
+                    values[field_name] = (path.parent / _expect(value, str, full, path)).resolve()
+                else:
+                    values[field_name] = _expect(value, str, full, path)
+            elif key in _SECRET_NAME_KEYS:
+                variable = _expect(value, str, full, path)
+                if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", variable):
+                    raise ConfigError(f"{path}: {where} {key} must name an environment variable, got {variable!r}"
+                                      " (the secret itself never goes in the file)")
+                secret_vars[_SECRET_NAME_KEYS[key]] = variable
+            elif key == "pipelines":
+                for pipeline, overrides in _expect(value, dict, full, path).items():
+                    pipelines[pipeline] = _environment_pipeline(overrides, f"{full}.{pipeline}", path)
+            else:
+                allowed = ", ".join(sorted([*_ENVIRONMENT_KEYS, *_SECRET_NAME_KEYS, "pipelines"]))
+                raise ConfigError(f"{path}: unknown key '{key}' in {where} (allowed: {allowed})")
+        if values.get("auth") is not None and values["auth"] not in AUTH_MODES:
+            raise ConfigError(f"{path}: {where} auth {values['auth']!r} is not one of {', '.join(AUTH_MODES)}")
+        found[name] = _Environment(name, values, secret_vars, pipelines)
+    return found
+
+
+def _environment_pipeline(raw: Any, where: str, path: Path) -> dict[str, Any]:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: [tool.kfp-ci] {where} must be a table")
+    unknown = sorted(set(raw) - set(_ENVIRONMENT_PIPELINE_KEYS))
+    if unknown:
+        raise ConfigError(f"{path}: unknown key '{unknown[0]}' in [tool.kfp-ci] {where} "
+                          f"(allowed: {', '.join(sorted(_ENVIRONMENT_PIPELINE_KEYS))})")
+    # the same checks as [[tool.kfp-ci.pipelines]], on a stand-in source
+    parsed = _parse_pipeline({"source": "x.py", **raw}, 0, path)
+    return {_PIPELINE_KEYS[key]: getattr(parsed, _PIPELINE_KEYS[key]) for key in raw}
+
+
+def _apply_environment(pipelines: tuple[PipelineConfig, ...], environment: _Environment,
+                       path: Path) -> tuple[PipelineConfig, ...]:
+    names = {p.name for p in pipelines if p.name}
+    for pipeline in environment.pipelines:
+        if pipeline not in names:
+            known = ", ".join(sorted(names)) or "none named"
+            raise ConfigError(f"{path}: [tool.kfp-ci.environments.{environment.name}.pipelines] names pipeline "
+                              f"'{pipeline}', which [[tool.kfp-ci.pipelines]] does not declare (pipelines: {known})")
+    out = []
+    for config in pipelines:
+        overrides = dict(environment.pipelines.get(config.name or "", {}))
+        if "parameters" in overrides:  # parameters merge key by key; everything else replaces
+            overrides["parameters"] = {**config.parameters, **overrides["parameters"]}
+        if "schedule" in overrides and "every" not in overrides:
+            overrides["every"] = None
+        if "every" in overrides and "schedule" not in overrides:
+            overrides["schedule"] = None
+        out.append(replace(config, **overrides) if overrides else config)
+    return tuple(out)
+
+
+def _env_var_sources(env: Mapping[str, str]) -> dict[str, str]:
+    """Which variable each field :func:`_settings_from_env` read came from."""
+    sources: dict[str, str] = {}
+    for name, variables in ENV_VARS.items():
+        for variable in variables:
+            if env.get(variable):
+                sources[name] = f"env {variable}"
+                break
+    for name, variable in SECRET_ENV_VARS.items():
+        if env.get(variable):
+            sources[name] = f"env {variable}"
+    return sources
+
+
 def load_settings(
     flags: Mapping[str, Any] | None = None,
     *,
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
     config_file: Path | None = None,
+    environment: str | None = None,
 ) -> Settings:
-    """Merge settings: ``flags`` (``None`` values ignored) over ``env`` over the project table."""
+    """Merge settings: ``flags`` (``None`` values ignored) over ``env`` over the project table.
+
+    With an ``environment`` (or ``flags['environment']``, or ``KFP_CI_ENV``), that
+    ``[tool.kfp-ci.environments.<name>]`` table sits between the flags and the environment variables: it is an
+    explicit choice, so a ``KFP_CI_HOST`` left in a job's environment cannot redirect it. Its secrets come from the
+    variables it names (``token-env`` ...), else from the usual ``KFP_CI_*`` ones.
+    """
+    env = os.environ if env is None else env
+    flags = dict(flags or {})
+    flag_environment = flags.pop("environment", None) or environment
+    chosen = flag_environment or env.get(ENVIRONMENT_ENV_VAR) or None
+    settings, raw = _load_settings(flags, env=env, cwd=cwd, config_file=config_file)
+    project = settings.project_file
+    parsed = _parse_environments(raw, project) if project is not None and raw else {}
+    if chosen is None:
+        return replace(settings, environments=tuple(parsed))
+    if chosen not in parsed:
+        where = f" in {project}" if project is not None else " (no [tool.kfp-ci] table found)"
+        known = ", ".join(parsed) or "none declared"
+        source = "--env" if flag_environment else ENVIRONMENT_ENV_VAR
+        raise ConfigError(f"unknown environment '{chosen}' ({source}){where}: "
+                          f"[tool.kfp-ci.environments] declares {known}")
+    assert project is not None
+    chosen_env = parsed[chosen]
+    label = f"[tool.kfp-ci.environments.{chosen}]"
+    updates: dict[str, Any] = {}
+    sources = dict(settings.sources)
+    for name, value in chosen_env.values.items():
+        if not sources.get(name, "").startswith("flag"):
+            updates[name] = value
+            sources[name] = label
+    for name, variable in chosen_env.secret_vars.items():
+        if sources.get(name, "").startswith("flag"):
+            continue
+        value = env.get(variable) or None
+        if value:
+            register(value)
+            sources[name] = f"env {variable} ({label} {name}-env)"
+        else:
+            sources.pop(name, None)
+        updates[name] = value  # the named variable only: never another environment's KFP_CI_* secret
+    if updates.get("auth", settings.auth) not in AUTH_MODES:  # pragma: no cover - checked when parsed
+        raise ConfigError(f"unknown auth mode {updates['auth']!r}")
+    pipelines = _apply_environment(settings.pipelines, chosen_env, project)
+    for pipeline in chosen_env.pipelines:
+        sources[f"pipelines.{pipeline}"] = label
+    return replace(settings, **updates, pipelines=pipelines, environment=chosen, environments=tuple(parsed),
+                   sources=sources)
+
+
+def _load_settings(
+    flags: Mapping[str, Any] | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    config_file: Path | None = None,
+) -> tuple[Settings, dict[str, Any]]:
+    """Merge settings: ``flags`` (``None`` values ignored) over ``env`` over the project table; also the raw
+    ``[tool.kfp-ci.environments]`` table."""
     env = os.environ if env is None else env
     cwd = Path.cwd() if cwd is None else cwd
     explicit = config_file or (Path(env["KFP_CI_CONFIG"]) if env.get("KFP_CI_CONFIG") else None)
@@ -354,14 +557,72 @@ def load_settings(
     else:
         project = find_pyproject(cwd.resolve())
     merged: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    environments: dict[str, Any] = {}
     if project is not None:
         merged.update(_settings_from_table(project))
+        environments = merged.pop("environments", {})
+        sources.update({k: "[tool.kfp-ci]" for k in merged})
         merged["project_file"] = project
     merged.update(_settings_from_env(env))
+    sources.update(_env_var_sources(env))
     merged.update({k: v for k, v in (flags or {}).items() if v is not None})
+    sources.update({k: "flag" for k, v in (flags or {}).items() if v is not None})
+    merged["sources"] = sources
     auth = merged.get("auth", "auto")
     if auth not in AUTH_MODES:
         raise ConfigError(f"unknown auth mode {auth!r}: use one of {', '.join(AUTH_MODES)}")
     if merged.get("insecure_skip_tls_verify") and merged.get("ca_bundle") and "ca_bundle" in (flags or {}):
         raise ConfigError("--ca-bundle and --insecure-skip-tls-verify contradict each other; keep one")
-    return Settings(**merged)
+    return Settings(**merged), environments
+
+
+_SECRET_FIELDS = ("password", "token", "cookie")
+
+
+def settings_rows(settings: Settings) -> list[tuple[str, Any, str]]:
+    """``(key, value, source)`` for ``kfp-ci config``: every connection setting and pipeline, secrets masked."""
+    rows: list[tuple[str, Any, str]] = [
+        ("environment", settings.environment,
+         "--env/KFP_CI_ENV" if settings.environment else
+         ("none chosen (declared: " + ", ".join(settings.environments) + ")" if settings.environments else "none")),
+        ("project-file", str(settings.project_file) if settings.project_file else None,
+         "--config, KFP_CI_CONFIG or the nearest pyproject.toml"),
+    ]
+    defaults = Settings()
+    for f in fields(Settings):
+        if f.name in ("pipelines", "project_file", "environment", "environments", "sources"):
+            continue
+        value = getattr(settings, f.name)
+        source = settings.sources.get(f.name) or ("default" if value == getattr(defaults, f.name) else "")
+        if f.name in _SECRET_FIELDS:
+            value = "***" if value else None
+        elif isinstance(value, Path):
+            value = str(value)
+        rows.append((f.name.replace("_", "-"), value, source or "default"))
+    for config in settings.pipelines:
+        key = f"pipelines.{config.name or config.source}"
+        shown = {k: (str(v) if isinstance(v, Path) else list(v) if isinstance(v, tuple) else
+                     dict(v) if isinstance(v, Mapping) else v)
+                 for k in ("source", "output", "experiment", "parameters", "schedule", "every", "latest", "require")
+                 if (v := getattr(config, k)) not in (None, (), {}, False)}
+        rows.append((key, shown, settings.sources.get(f"pipelines.{config.name}", "[tool.kfp-ci]")))
+    return rows
+
+
+def show_settings(settings: Settings, output: str = "text") -> int:
+    """``kfp-ci config``: print the merged settings with where each came from (secrets masked)."""
+    import json
+
+    from kfp_ci import _console
+
+    rows = settings_rows(settings)
+    if output == "json":
+        _console.out(json.dumps({key: {"value": value, "source": source} for key, value, source in rows},
+                                indent=2, default=str))
+        return 0
+    width = max(len(key) for key, _, _ in rows)
+    for key, value, source in rows:
+        text = "-" if value is None else value if isinstance(value, str) else json.dumps(value, default=str)
+        _console.out(f"{key.ljust(width)}  {text}  ({source})")
+    return 0

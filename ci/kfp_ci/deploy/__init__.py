@@ -5,7 +5,9 @@ parameters typed by the pipeline's inputs), :mod:`._cron` (cron and interval sch
 operations deploy needs, over :class:`kfp_ci.client.Client`), :mod:`._plan` (look, then apply: pipeline and
 version), :mod:`._schedule` (the recurring-run swap), :mod:`._report` (summary, JSON, step outputs, job summary),
 :mod:`._pipeline_diff` (what changed between two compiled pipelines, for a PR), :mod:`._deploy` (the library
-entry points) and :mod:`._commands` (``deploy``, ``run``, ``schedule``, ``wait``, ``status``).
+entry points) and :mod:`._commands` (``deploy``, ``run``, ``schedule``, ``wait``, ``status``); for environments,
+:mod:`._spec` (the canonical spec a server keeps), :mod:`._promote` (``promote``) and :mod:`._drift`
+(``status --env all``).
 
 Library use::
 
@@ -20,6 +22,8 @@ from __future__ import annotations
 
 from kfp_ci.deploy._commands import deploy_command, run_command, schedule_command, status_command, wait_command
 from kfp_ci.deploy._deploy import DeployOptions, deploy, load_target, wait_for_run
+from kfp_ci.deploy._drift import drift_command
+from kfp_ci.deploy._promote import promote_command
 from kfp_ci.deploy._report import DeployResult
 
 __all__ = [
@@ -27,7 +31,9 @@ __all__ = [
     "DeployResult",
     "deploy",
     "deploy_command",
+    "drift_command",
     "load_target",
+    "promote_command",
     "run_command",
     "schedule_command",
     "status_command",
