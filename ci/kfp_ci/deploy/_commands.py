@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kfp_ci import _console
+from kfp_ci._package import PACKAGE_SUFFIXES, package_stem
 from kfp_ci.auth import client_from_settings
 from kfp_ci.compile import compile_targets
 from kfp_ci.config import PipelineConfig, Settings
@@ -82,12 +83,12 @@ def _sources(names: Sequence[str], settings: Settings) -> list[_Source]:
         path_part = name.rsplit(":", 1)[0] if name.count(":") and not Path(name).exists() else name
         if name in configured:
             sources.append(_Source(None, configured[name]))
-        elif path_part.endswith((".yaml", ".yml", ".json")):
+        elif path_part.lower().endswith(PACKAGE_SUFFIXES) or (Path(name).is_file() and not name.endswith(".py")):
             if not Path(path_part).is_file():
                 raise UsageError(f"{name}: no such file")
             resolved = Path(name).resolve()
             config = next((c for c in settings.pipelines if c.output and c.output == resolved), None) or \
-                configured.get(resolved.stem)  # e.g. compiled with --out-dir: <name>.yaml
+                configured.get(package_stem(resolved))  # e.g. compiled with --out-dir: <name>.yaml
             sources.append(_Source(Path(name), config))
         elif path_part.endswith(".py"):
             if not Path(path_part).is_file():
@@ -97,8 +98,8 @@ def _sources(names: Sequence[str], settings: Settings) -> list[_Source]:
             sources.append(_Source(None, PipelineConfig(source=source)))
         else:
             known = ", ".join(sorted(configured)) or "none declared"
-            raise UsageError(f"{name}: not a compiled pipeline (.yaml), a source (.py[:function]) or a pipeline "
-                             f"from [tool.kfp-ci] ({known})")
+            raise UsageError(f"{name}: not a pipeline package (.yaml, .json, .zip, .tar.gz), a source "
+                             f"(.py[:function]) or a pipeline from [tool.kfp-ci] ({known})")
     return sources
 
 
