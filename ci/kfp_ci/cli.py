@@ -275,17 +275,25 @@ def deploy_options(func: F) -> F:
     return func
 
 
+name_option = click.option("--name", metavar="NAME", help="Pipeline name (default: the name in [tool.kfp-ci], "
+                           "else the package's pipelineInfo.name).")
+
+
 def _deploy_command() -> click.Command:
     @click.command("deploy", context_settings=CONTEXT_SETTINGS)
     @click.argument("pipelines", nargs=-1)
     @connection_options
+    @name_option
+    @click.option("--description", metavar="TEXT", help="Pipeline description, given when the pipeline is created "
+                  "(default: [tool.kfp-ci] description, else the package's).")
     @deploy_options
     @pass_app
     def deploy_cmd(app: App, **kwargs: Any) -> None:
         """Upload a new pipeline version; optionally run it once or keep one recurring run on it.
 
-        PIPELINES: names from [tool.kfp-ci], compiled YAML files, or sources file.py[:function]
-        (compiled first). Default: every pipeline in [tool.kfp-ci].
+        PIPELINES: names from [tool.kfp-ci], pipeline packages (.yaml, .json, .zip, .tar.gz: KFP v2, Argo, or a
+        TFX/Vertex PipelineJob), or sources file.py[:function] (compiled first). Default: every pipeline in
+        [tool.kfp-ci].
         """
         settings = settings_from(app, kwargs)
         from kfp_ci.deploy import deploy_command

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kfp_ci.compile._build import compile_with_builds
 from kfp_ci.compile._cache import Cache, file_digest
 from kfp_ci.compile._discover import Found, ScanError, discover, scan_file
 from kfp_ci.compile._report import hint_for
@@ -227,6 +228,18 @@ def compile_targets(
     started = time.monotonic()
     if targets is None:
         targets = list(settings.pipelines) if settings is not None else []
+    if function is None:  # pipelines a build command makes, beside the kfp ones (compile/_build.py)
+        def rest(others: list[Target]) -> CompileReport:
+            return compile_targets(others, out_dir=out_dir, check=check, jobs=jobs, timeout=timeout,
+                                   use_cache=use_cache, pipeline_parameters=pipeline_parameters,
+                                   disable_caching=disable_caching, settings=settings)
+        built = compile_with_builds(targets, rest, root=_project_root(settings), check=check, timeout=timeout,
+                                    use_cache=use_cache, jobs=jobs,
+                                    project_file=settings.project_file if settings is not None else None)
+        if built is not None:
+            return built
+    else:
+        targets = [t for t in targets if not (isinstance(t, PipelineConfig) and t.build)]
     if not targets:
         raise UsageError("nothing to compile: pass files or directories, or declare [[tool.kfp-ci.pipelines]] "
                          "in pyproject.toml")

@@ -144,17 +144,20 @@ def deploy_command(settings: Settings, **kwargs: Any) -> int:
         raise UsageError("--schedule and --every are exclusive; give one")
     # Everything offline first: sources, compilation, parameters, schedules, version names.
     prepared: list[tuple[Target, Schedule | None, bool, PipelineConfig | None]] = []
-    for source in _sources(tuple(kwargs.get("pipelines") or ()), settings):
+    sources = _sources(tuple(kwargs.get("pipelines") or ()), settings)
+    if (kwargs.get("name") or kwargs.get("description")) and len(sources) != 1:
+        raise UsageError(f"--name and --description name one pipeline; this deploys {len(sources)}")
+    for source in sources:
         config = source.config
         package = source.package or _compile(config, settings)  # type: ignore[arg-type]
         schedule = schedule_of(options, config)
         latest = options.latest or bool(config and config.latest)
         target = load_target(
             package,
-            name=config.name if config else None,
+            name=kwargs.get("name") or (config.name if config else None),
             version_template=options.version_name,
             experiment=options.experiment or (config.experiment if config else None) or settings.experiment,
-            description=config.description if config else None,
+            description=kwargs.get("description") or (config.description if config else None),
             parameters=config.parameters if config else None,
             cli_params=options.params,
             need_params=options.run or schedule is not None,
