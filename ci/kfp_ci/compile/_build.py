@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import difflib
 import glob
+import json
 import os
 import re
 import signal
@@ -77,10 +78,13 @@ def _declared_at(project_file: Path | None, config: PipelineConfig) -> int | Non
         lines = project_file.read_text(encoding="utf-8").splitlines()
     except OSError:
         return None
-    for number, line in enumerate(lines, 1):
-        if re.match(r"\s*build\s*=", line) and config.build in line:
-            return number
-    return None
+    declared = [(number, line) for number, line in enumerate(lines, 1) if re.match(r"\s*build\s*=", line)]
+    spellings = (json.dumps(config.build), f"'{config.build}'", config.build)  # basic or literal TOML string
+    for spelling in spellings:
+        for number, line in declared:
+            if spelling in line:
+                return number
+    return declared[0][0] if len(declared) == 1 else None
 
 
 def _inputs(config: PipelineConfig) -> list[str]:
@@ -174,17 +178,32 @@ def _rel(path: Path, root: Path) -> str:
         return str(path)
 
 
-def _text(package: Package) -> list[str]:
+def _text(data: bytes, package: Package | None) -> list[str]:
+    """The lines to diff: the file's text, or the pipeline inside an archive."""
+    for raw in (data, package.content if package is not None else b""):
+        try:
+            return raw.decode("utf-8").splitlines()
+        except UnicodeDecodeError:
+            continue
+    return []
+
+
+def _same(current: bytes | None, fresh: Package, shown: Path) -> bool:
+    """Whether the file on disk holds the same pipeline as ``fresh`` (content, not bytes)."""
+    if current is None:
+        return False
     try:
-        return package.content.decode("utf-8").splitlines()
-    except UnicodeDecodeError:
-        return []
+        committed = parse_package(current, shown)
+    except UsageError:
+        return False
+    return (committed.kind, committed.docs, committed.job_parameters) == (fresh.kind, fresh.docs, fresh.job_parameters)
 
 
 def _deliver(config: PipelineConfig, source: Path, output: Path, data: bytes, check: bool, *, cached: bool,
              failed: Callable[[str], CompileResult], line: int | None) -> CompileResult:
+    shown = Path(os.path.relpath(output)) if output.is_relative_to(Path.cwd()) else output
     try:
-        fresh = parse_package(data, output)
+        fresh = parse_package(data, shown)
     except UsageError as exc:
         return failed(f"the build's output is not a pipeline package KFP accepts: {exc}")
     name = config.name or fresh.pipeline_name
@@ -196,7 +215,7 @@ def _deliver(config: PipelineConfig, source: Path, output: Path, data: bytes, ch
         raise UsageError(f"cannot read {output}: {exc.strerror}") from None
     if not check:
         status: Any = "unchanged"
-        if current != data:
+        if current != data and not _same(current, fresh, shown):  # an archive's timestamps are not a change
             try:
                 output.parent.mkdir(parents=True, exist_ok=True)
                 tmp = output.with_name(f".{output.name}.kfp-ci-tmp")
@@ -210,14 +229,13 @@ def _deliver(config: PipelineConfig, source: Path, output: Path, data: bytes, ch
         return CompileResult(name, source, BUILD, output, False, "missing", PipelineError(
             f"built file {output} is missing; run kfp-ci compile and commit it", source, line), None, cached)
     try:
-        committed = parse_package(current, output)
+        committed: Package | None = parse_package(current, shown)
     except UsageError as exc:
         committed = None
         why = str(exc)
-    if committed is not None and (committed.kind, committed.docs, committed.job_parameters) == \
-            (fresh.kind, fresh.docs, fresh.job_parameters):
+    if committed is not None and _same(current, fresh, shown):
         return CompileResult(name, source, BUILD, output, True, "fresh", None, None, cached)
-    diff = list(difflib.unified_diff(_text(committed) if committed else [], _text(fresh),
+    diff = list(difflib.unified_diff(_text(current, committed), _text(data, fresh),
                                      f"{output} (committed)", f"{output} (fresh build)", lineterm="", n=2))
     more = len(diff) - _DIFF_LINES
     text = "\n".join(diff[:_DIFF_LINES]) + (f"\n... ({more} more diff lines)" if more > 0 else "")
