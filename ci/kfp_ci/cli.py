@@ -309,7 +309,9 @@ def _run_command() -> click.Command:
     @click.option("--version", "version", default="latest", show_default=True, metavar="latest|NAME",
                   help="Version to run.")
     @click.option("--experiment", "-e", metavar="NAME", help="Experiment (get-or-create).")
+    @name_option
     @click.option("--run-name", metavar="NAME", help="Display name of the run.")
+    @click.option("--description", metavar="TEXT", help="Description of the run.")
     @click.option("--param", "params", multiple=True, metavar="KEY=VALUE", callback=_param_pairs,
                   help="Run parameter (repeatable).")
     @click.option("--wait", is_flag=True, help="Wait for the run; exit 0 only if it SUCCEEDED.")
@@ -319,7 +321,8 @@ def _run_command() -> click.Command:
     @output_option
     @pass_app
     def run_cmd(app: App, **kwargs: Any) -> None:
-        """Run a deployed version of PIPELINE (a name from the server or [tool.kfp-ci])."""
+        """Run a deployed version of PIPELINE (a name from the server or [tool.kfp-ci], or the package file it was
+        deployed from: then a PipelineJob's parameter values are the defaults)."""
         settings = settings_from(app, kwargs)
         from kfp_ci.deploy import run_command
 
@@ -341,10 +344,16 @@ def _schedule_command() -> click.Command:
                   help="Run parameter (repeatable).")
     @click.option("--keep-old", is_flag=True, help="Keep the replaced recurring run, disabled.")
     @click.option("--dry-run", is_flag=True, help="Print the plan and change nothing.")
+    @name_option
+    @click.option("--description", metavar="TEXT", help="Description of the recurring run (kfp-ci adds its own "
+                  "line).")
     @output_option
     @pass_app
     def schedule_cmd(app: App, **kwargs: Any) -> None:
-        """Keep exactly one enabled recurring run of PIPELINE (swap without gap or overlap)."""
+        """Keep exactly one enabled recurring run of PIPELINE (swap without gap or overlap).
+
+        PIPELINE: a name from the server or [tool.kfp-ci], or the package file it was deployed from.
+        """
         settings = settings_from(app, kwargs)
         from kfp_ci.deploy import schedule_command
 

@@ -163,7 +163,8 @@ def test_a_shell_build_beside_a_kfp_pipeline(tmp_path: Path) -> None:
 def test_a_failing_build_is_reported_where_it_failed(tmp_path: Path, build: str, message: str, where: str) -> None:
     root = fresh_repo(tmp_path, "[[tool.kfp-ci.pipelines]]\n"
                                 f"build = {json.dumps(build)}\noutput = \"build/pipeline.json\"\n")
-    (root / "failing.py").write_text('"""A runner that fails."""\n\n\nraise ValueError("the runner is misconfigured")\n')
+    (root / "failing.py").write_text('"""A runner that fails."""\n\n\n'
+                                     'raise ValueError("the runner is misconfigured")\n')
     result = kfp_ci(["compile"], root, env=_CLI_ENV)
     assert result.exit_code == 1, result.output
     (line,) = [line for line in result.stdout.splitlines() if line.startswith("FAILED")]

@@ -252,3 +252,35 @@ def test_argo_workflows_in_archives_against_a_kfp_1_8_server(
     assert code == 0, out
     assert "found Argo workflow (KFP v1) in pipeline.zip (pipeline.yaml)" in out
     assert again["version_action"] == "unchanged" and again["version_id"] == data["version_id"]
+
+
+# --------------------------------------------------------------------------------------- --name, run, schedule
+def test_run_and_schedule_take_the_package_file_and_name_and_describe(
+    kfp_server: Callable[..., Any], project: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    srv = kfp_server(execute=False)
+    monkeypatch.chdir(project)
+    code, out, data = kfp_ci("deploy", "job.json", "--host", srv.url, "--name", "trainer", "-o", "json")
+    assert code == 0 and data["pipeline"] == "trainer", out
+    client = sdk(srv.url)
+    # run: the pipeline the file was deployed as (--name), with the PipelineJob's values as defaults
+    code, out, ran = kfp_ci("run", "job.json", "--name", "trainer", "--host", srv.url, "--param", "rate=0.75",
+                            "--description", "a manual retrain", "-o", "json")
+    assert code == 0, out
+    run = client.get_run(ran["run_id"])
+    assert run.runtime_config.parameters == {"epochs": 5, "rate": 0.75}
+    assert run.description == "a manual retrain"
+    # schedule: the same, and the description heads the recurring run's own
+    code, out, scheduled = kfp_ci("schedule", "job.json", "--name", "trainer", "--every", "6h", "--host", srv.url,
+                                  "--description", "retrain every 6 hours", "-o", "json")
+    assert code == 0, out
+    (recurring,) = client.list_recurring_runs(page_size=10).recurring_runs
+    assert recurring.description.startswith("retrain every 6 hours\n")
+    assert recurring.runtime_config.parameters == {"epochs": 5, "rate": 0.5}
+    # without --name the file's own pipeline name is used: not deployed under that name
+    code, out, _ = kfp_ci("run", "job.json", "--host", srv.url)
+    assert code == 2 and "no pipeline named 'needs-input'" in out, out
+    code, out, _ = kfp_ci("run", "trainer", "--name", "other", "--host", srv.url)
+    assert code == 2 and "--name names the pipeline of a package file; 'trainer' is a pipeline name already" in out
+    code, out, _ = kfp_ci("deploy", "job.json", "pipeline.zip", "--name", "x", "--host", srv.url)
+    assert code == 2 and "--name and --description name one pipeline; this deploys 2" in out, out

@@ -42,6 +42,7 @@ __all__ = [
     "apply_schedule",
     "deploy",
     "deploy_target",
+    "job_defaults",
     "load_target",
     "run_duration",
     "schedule_of",
@@ -103,7 +104,7 @@ def _argo_inputs(workflow: Mapping[str, Any]) -> dict[str, InputSpec]:
             for p in params if isinstance(p, dict) and p.get("name")}
 
 
-def _job_defaults(package: Package, inputs: Mapping[str, InputSpec]) -> dict[str, Any]:
+def job_defaults(package: Package, inputs: Mapping[str, InputSpec]) -> dict[str, Any]:
     """A PipelineJob's parameter values, checked against the pipeline's inputs."""
     where = f"{package.path.name} runtimeConfig.parameterValues"
     known = ", ".join(sorted(inputs)) or "none"
@@ -156,7 +157,7 @@ def load_target(
     params: dict[str, Any] = {}
     if need_params:
         inputs = _argo_inputs(spec) if found.kind == "argo" else pipeline_inputs(spec)
-        defaults = {**_job_defaults(found, inputs), **(parameters or {})}
+        defaults = {**job_defaults(found, inputs), **(parameters or {})}
         params = resolve_parameters(inputs, cli_params, defaults, pipeline=f"pipeline '{pipeline_name}'")
     elif cli_params:
         raise UsageError("--param needs --run or a schedule (--schedule/--every)")
@@ -312,7 +313,8 @@ def schedule_plan(api: Api, pipeline_id: str | None, target: Target, result: Dep
 
 
 def apply_schedule(api: Api, result: DeployResult, target: Target, schedule: Schedule, latest: bool,
-                    options: DeployOptions, namespace: str | None, experiment_id: str, version_id: str) -> None:
+                    options: DeployOptions, namespace: str | None, experiment_id: str, version_id: str, *,
+                    description: str | None = None) -> None:
     pipeline_id = result.pipeline_id or ""
     pinned: str | None = version_id
     if latest:
@@ -326,10 +328,10 @@ def apply_schedule(api: Api, result: DeployResult, target: Target, schedule: Sch
     rr = RecurringRuns(api, namespace=namespace, experiment_id=experiment_id, pipeline_id=pipeline_id,
                        version_id=pinned, trigger=schedule.trigger(), parameters=target.parameters)
     which = "latest version" if pinned is None else f"version {target.version_name}"
-    description = f"{target.name}: {schedule.describe()}, {which}. Managed by kfp-ci; do not edit."
+    managed = f"{target.name}: {schedule.describe()}, {which}. Managed by kfp-ci; do not edit."
     outcome = ensure_recurring_run(rr, pipeline_id=pipeline_id, name=f"{target.name} ({which})",
-                                   description=description, spec=spec, keep_old=options.keep_old,
-                                   log=_console.info)
+                                   description=f"{description}\n{managed}" if description else managed, spec=spec,
+                                   keep_old=options.keep_old, log=_console.info)
     result.recurring_action = outcome.action
     result.recurring_run_id = outcome.recurring_run_id
 
