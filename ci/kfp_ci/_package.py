@@ -304,7 +304,7 @@ def _pipeline_job(path: Path, container: Container, member: str | None, job: dic
     schema = spec.get("schemaVersion", spec.get("schema_version"))
     if schema != _SCHEMA_VERSION:
         raise UsageError(f"{where}: KFP only supports pipeline schema version {_SCHEMA_VERSION}, the PipelineJob's "
-                         f"pipelineSpec has {schema!r}")
+                         f"pipelineSpec has {schema!r} (TFX: KubeflowV2DagRunnerConfig(use_pipeline_spec_2_1=True))")
     runtime = job.get("runtimeConfig") or {}
     if not isinstance(runtime, dict):
         raise UsageError(f"{where}: runtimeConfig must be an object")
