@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import io
 import json
-import tarfile
-import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -193,6 +191,8 @@ def _pick(names: list[str], path: Path, what: str) -> str:
 
 
 def _from_zip(data: bytes, path: Path) -> tuple[str, bytes]:
+    import zipfile  # only archives pay for it
+
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             infos = [i for i in archive.infolist() if not i.is_dir()]
@@ -210,6 +210,8 @@ def _from_zip(data: bytes, path: Path) -> tuple[str, bytes]:
 
 
 def _from_tar(data: bytes, path: Path) -> tuple[str, bytes]:
+    import tarfile  # only archives pay for it
+
     try:
         with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as archive:
             members = [m for m in archive.getmembers() if m.isfile()]

@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kfp_ci.compile._build import compile_with_builds
 from kfp_ci.compile._cache import Cache, file_digest
 from kfp_ci.compile._discover import Found, ScanError, discover, scan_file
 from kfp_ci.compile._report import hint_for
@@ -228,7 +227,10 @@ def compile_targets(
     started = time.monotonic()
     if targets is None:
         targets = list(settings.pipelines) if settings is not None else []
-    if function is None:  # pipelines a build command makes, beside the kfp ones (compile/_build.py)
+    has_builds = any(isinstance(t, PipelineConfig) and t.build for t in targets)
+    if has_builds and function is None:  # pipelines a build command makes, beside the kfp ones (compile/_build.py)
+        from kfp_ci.compile._build import compile_with_builds  # only projects with builds pay for it
+
         def rest(others: list[Target]) -> CompileReport:
             return compile_targets(others, out_dir=out_dir, check=check, jobs=jobs, timeout=timeout,
                                    use_cache=use_cache, pipeline_parameters=pipeline_parameters,
@@ -238,7 +240,7 @@ def compile_targets(
                                     project_file=settings.project_file if settings is not None else None)
         if built is not None:
             return built
-    else:
+    elif has_builds:
         targets = [t for t in targets if not (isinstance(t, PipelineConfig) and t.build)]
     if not targets:
         raise UsageError("nothing to compile: pass files or directories, or declare [[tool.kfp-ci.pipelines]] "
