@@ -224,3 +224,26 @@ def test_build_config_errors_are_one_line(tmp_path: Path, table: str, message: s
     result = kfp_ci(["compile"], root, env=_CLI_ENV)
     assert result.exit_code == 2, result.output
     assert message in result.stderr and "Traceback" not in result.output
+
+
+@pytest.mark.kfp1
+@pytest.mark.slow
+def test_a_kfp_1_8_build_is_fresh_although_it_stamps_the_compile_time(tmp_path: Path) -> None:
+    """A build that compiles with kfp 1.8 into a .tar.gz (TFX's KubeflowDagRunner does): --check ignores the stamp."""
+    venv = Path(os.environ.get("KFP_CI_KFP1_VENV", HERE.parent.parent / ".venv-kfp1"))
+    python = venv / "bin" / "python"
+    assert python.exists(), f"{venv} is missing: run scripts/setup-kfp1 (scripts/test does)"
+    table = ("[[tool.kfp-ci.pipelines]]\n"
+             f'build = "{python} -c \'import os, runpy, kfp; '
+             "kfp.compiler.Compiler().compile(runpy.run_path(\\\"v1_style.py\\\")[\\\"v1_style\\\"], "
+             "os.environ[\\\"KFP_CI_OUTPUT\\\"])'\"\n"
+             'output = "build/pipeline.tar.gz"\n')
+    root = fresh_repo(tmp_path, table)
+    shutil.copy(HERE / "broken" / "v1_style.py", root / "v1_style.py")
+    code, report = compile_json(root)
+    assert code == 0, report
+    assert report["results"][0]["pipeline_name"] == "v1-style"
+    commit(root, "built with kfp 1.8")
+    time.sleep(1.1)  # the next compile stamps another second
+    code, report = compile_json(root, "--check")
+    assert code == 0 and report["results"][0]["status"] == "fresh", report

@@ -276,6 +276,7 @@ def test_run_and_schedule_take_the_package_file_and_name_and_describe(
     assert code == 0, out
     (recurring,) = client.list_recurring_runs(page_size=10).recurring_runs
     assert recurring.description.startswith("retrain every 6 hours\n")
+    assert scheduled["recurring_run_id"] == recurring.recurring_run_id
     assert recurring.runtime_config.parameters == {"epochs": 5, "rate": 0.5}
     # without --name the file's own pipeline name is used: not deployed under that name
     code, out, _ = kfp_ci("run", "job.json", "--host", srv.url)
@@ -284,3 +285,21 @@ def test_run_and_schedule_take_the_package_file_and_name_and_describe(
     assert code == 2 and "--name names the pipeline of a package file; 'trainer' is a pipeline name already" in out
     code, out, _ = kfp_ci("deploy", "job.json", "pipeline.zip", "--name", "x", "--host", srv.url)
     assert code == 2 and "--name and --description name one pipeline; this deploys 2" in out, out
+
+
+# ------------------------------------------------------------------------------------- the server double
+def test_kfp_ci_serve_takes_the_archives_kfp_takes_from_the_kfp_sdk(kfp_server: Callable[..., Any],
+                                                                   project: Path) -> None:
+    """kfp.Client uploads archives as they are: kfp-ci serve picks the member like KFP (pipeline.yaml first)."""
+    srv = kfp_server(execute=False)
+    client = sdk(srv.url)
+    data = (project / "add-square.yaml").read_bytes()
+    mixed = zip_file(project / "mixed.zip", {"README.md": b"# notes\n", "pipeline.yaml": data})
+    for number, package in enumerate((project / "pipeline.tar.gz", mixed, project / "add-square.json")):
+        pipeline = client.upload_pipeline(str(package), pipeline_name=f"p{number}")
+        (version,) = client.list_pipeline_versions(pipeline.pipeline_id).pipeline_versions
+        assert version.pipeline_spec["pipelineInfo"]["name"] == "add-square", package.name
+    # KFP refuses an archive whose first member is not YAML when there is no pipeline.yaml
+    notes = zip_file(project / "notes.zip", {"README.md": b"# notes\n", "p.yaml": data})
+    with pytest.raises(Exception, match="Unexpected pipeline file format"):
+        client.upload_pipeline(str(notes), pipeline_name="notes")

@@ -196,7 +196,20 @@ def _same(current: bytes | None, fresh: Package, shown: Path) -> bool:
         committed = parse_package(current, shown)
     except UsageError:
         return False
-    return (committed.kind, committed.docs, committed.job_parameters) == (fresh.kind, fresh.docs, fresh.job_parameters)
+    return _comparable(committed) == _comparable(fresh)
+
+
+_CLOCK = "pipelines.kubeflow.org/pipeline_compilation_time"  # kfp 1.8 (and TFX's KubeflowDagRunner) stamp it
+
+
+def _comparable(package: Package) -> tuple[Any, ...]:
+    """What a package's content is, for --check: its documents (less kfp 1.8's compile-time stamp) and job values."""
+    docs = list(package.docs)
+    if package.kind == "argo" and isinstance(docs[0].get("metadata"), dict):
+        metadata = dict(docs[0]["metadata"])
+        metadata["annotations"] = {k: v for k, v in (metadata.get("annotations") or {}).items() if k != _CLOCK}
+        docs[0] = {**docs[0], "metadata": metadata}
+    return package.kind, docs, dict(package.job_parameters)
 
 
 def _deliver(config: PipelineConfig, source: Path, output: Path, data: bytes, check: bool, *, cached: bool,
