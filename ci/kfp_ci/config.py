@@ -134,6 +134,8 @@ class PipelineConfig:
     """A shell command that writes the pipeline package to ``$KFP_CI_OUTPUT`` (instead of compiling ``source``)."""
     inputs: tuple[str, ...] = ()
     """Absolute glob patterns of the files ``build`` reads (its cache key)."""
+    build_dir: Path | None = None
+    """Where ``build`` runs: the directory of the ``pyproject.toml`` that declares it."""
 
     @property
     def source_file(self) -> Path:
@@ -273,6 +275,7 @@ def _parse_pipeline(raw: Any, index: int, path: Path) -> PipelineConfig:
             raise ConfigError(f"{path}: [tool.kfp-ci] {where} has 'build' but no 'output' (the package file it writes, "
                               "e.g. build/pipeline.json)")
         values.setdefault("source", str(values["output"]))  # deploy's git path and messages name the package
+        values["build_dir"] = path.parent.resolve()
     elif values.get("inputs"):
         raise ConfigError(f"{path}: [tool.kfp-ci] {where}.inputs needs 'build' (kfp pipelines find their inputs)")
     if "source" not in values:

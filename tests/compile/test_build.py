@@ -103,9 +103,11 @@ def test_a_tfx_style_runner_in_a_fresh_repo_compile_check_and_deploy(
     assert code == 1 and report["results"][0]["status"] == "stale"
     git(root, "checkout", "--", "tfx_pipeline.py")
 
-    # deploy from [tool.kfp-ci]: builds, unwraps the PipelineJob, runs with its parameter values
+    # deploy from [tool.kfp-ci] (run in a subdirectory: the build still runs where pyproject.toml is): builds,
+    # unwraps the PipelineJob, runs with its parameter values
     srv = kfp_server(execute=False)
-    result = kfp_ci(["deploy", "--host", srv.url, "--run", "-o", "json"], root, env=_CLI_ENV)
+    (root / "docs").mkdir()
+    result = kfp_ci(["deploy", "--host", srv.url, "--run", "-o", "json"], root / "docs", env=_CLI_ENV)
     assert result.exit_code == 0, result.output
     assert "found PipelineJob (TFX/Vertex) holding a KFP v2 pipeline spec in pipeline.json" in result.stderr
     data = json.loads(result.stdout[result.stdout.find("{"):])

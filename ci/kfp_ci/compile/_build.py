@@ -129,6 +129,9 @@ def run_build(config: PipelineConfig, *, root: Path, project_file: Path | None, 
               cache: Cache) -> CompileResult:
     """Build one pipeline and deliver (or check) its output."""
     assert config.output is not None and config.build is not None
+    root = config.build_dir or root
+    if project_file is None and (root / "pyproject.toml").is_file():
+        project_file = root / "pyproject.toml"
     output = config.output
     source = project_file or root / "pyproject.toml"
 

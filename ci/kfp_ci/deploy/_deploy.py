@@ -356,7 +356,7 @@ def deploy(
     keep_old: bool = False,
     dry_run: bool = False,
 ) -> DeployResult:
-    """Deploy a compiled pipeline with ``client`` (a :class:`kfp_ci.client.Client`).
+    """Deploy a pipeline package (see :func:`load_target`) with ``client`` (a :class:`kfp_ci.client.Client`).
 
     ``params`` are typed values (checked against the pipeline's inputs); ``cli_params`` are ``(name, text)``
     pairs typed like ``--param``. Does not raise when the run fails: look at ``result.run_state``.
