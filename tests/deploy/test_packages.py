@@ -150,6 +150,13 @@ def test_archives_and_json_deploy_and_repacking_is_unchanged(
         assert again["version_action"] == "unchanged" and again["version_id"] == data["version_id"], package
         assert again["content_hash"] == data["content_hash"]
     assert len(versions_of(srv.url, "add-square")) == 1
+    # JSON as the first upload (another server): the server gets the .json file and reads it
+    other = kfp_server(execute=False)
+    code, out, first = kfp_ci("deploy", "add-square.json", "--host", other.url, "-o", "json")
+    assert code == 0 and first["version_action"] == "uploaded", out
+    assert "found KFP v2 pipeline spec in add-square.json" in out
+    uploaded = sdk(other.url).get_pipeline_version(first["pipeline_id"], first["version_id"])
+    assert uploaded.pipeline_spec == yaml.safe_load((project / "add-square.yaml").read_bytes())
 
 
 def test_multi_document_yaml_with_a_platform_spec(kfp_server: Callable[..., Any], project: Path,
