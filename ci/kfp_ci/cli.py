@@ -277,17 +277,25 @@ def deploy_options(func: F) -> F:
     return func
 
 
+name_option = click.option("--name", metavar="NAME", help="Pipeline name (default: the name in [tool.kfp-ci], "
+                           "else the package's pipelineInfo.name).")
+
+
 def _deploy_command() -> click.Command:
     @click.command("deploy", context_settings=CONTEXT_SETTINGS)
     @click.argument("pipelines", nargs=-1)
     @connection_options
+    @name_option
+    @click.option("--description", metavar="TEXT", help="Pipeline description, given when the pipeline is created "
+                  "(default: [tool.kfp-ci] description, else the package's).")
     @deploy_options
     @pass_app
     def deploy_cmd(app: App, **kwargs: Any) -> None:
         """Upload a new pipeline version; optionally run it once or keep one recurring run on it.
 
-        PIPELINES: names from [tool.kfp-ci], compiled YAML files, or sources file.py[:function]
-        (compiled first). Default: every pipeline in [tool.kfp-ci].
+        PIPELINES: names from [tool.kfp-ci], pipeline packages (.yaml, .json, .zip, .tar.gz: KFP v2, Argo, or a
+        TFX/Vertex PipelineJob), or sources file.py[:function] (compiled first). Default: every pipeline in
+        [tool.kfp-ci].
         """
         settings = settings_from(app, kwargs)
         from kfp_ci.deploy import deploy_command
@@ -303,7 +311,9 @@ def _run_command() -> click.Command:
     @click.option("--version", "version", default="latest", show_default=True, metavar="latest|NAME",
                   help="Version to run.")
     @click.option("--experiment", "-e", metavar="NAME", help="Experiment (get-or-create).")
+    @name_option
     @click.option("--run-name", metavar="NAME", help="Display name of the run.")
+    @click.option("--description", metavar="TEXT", help="Description of the run.")
     @click.option("--param", "params", multiple=True, metavar="KEY=VALUE", callback=_param_pairs,
                   help="Run parameter (repeatable).")
     @click.option("--wait", is_flag=True, help="Wait for the run; exit 0 only if it SUCCEEDED.")
@@ -313,7 +323,8 @@ def _run_command() -> click.Command:
     @output_option
     @pass_app
     def run_cmd(app: App, **kwargs: Any) -> None:
-        """Run a deployed version of PIPELINE (a name from the server or [tool.kfp-ci])."""
+        """Run a deployed version of PIPELINE (a name from the server or [tool.kfp-ci], or the package file it was
+        deployed from: then a PipelineJob's parameter values are the defaults)."""
         settings = settings_from(app, kwargs)
         from kfp_ci.deploy import run_command
 
@@ -335,10 +346,16 @@ def _schedule_command() -> click.Command:
                   help="Run parameter (repeatable).")
     @click.option("--keep-old", is_flag=True, help="Keep the replaced recurring run, disabled.")
     @click.option("--dry-run", is_flag=True, help="Print the plan and change nothing.")
+    @name_option
+    @click.option("--description", metavar="TEXT", help="Description of the recurring run (kfp-ci adds its own "
+                  "line).")
     @output_option
     @pass_app
     def schedule_cmd(app: App, **kwargs: Any) -> None:
-        """Keep exactly one enabled recurring run of PIPELINE (swap without gap or overlap)."""
+        """Keep exactly one enabled recurring run of PIPELINE (swap without gap or overlap).
+
+        PIPELINE: a name from the server or [tool.kfp-ci], or the package file it was deployed from.
+        """
         settings = settings_from(app, kwargs)
         from kfp_ci.deploy import schedule_command
 

@@ -17,6 +17,10 @@ one (or named with ``--config`` / ``KFP_CI_CONFIG``). Paths in it are relative t
     schedule = "0 0 3 * * *"            # or: every = "6h"
     require = ["r2>=0.8"]
 
+    [[tool.kfp-ci.pipelines]]              # built by another tool (TFX, Elyra, a Makefile): kfp-ci runs it
+    build = "python tfx_pipeline.py"       # writes the package to $KFP_CI_OUTPUT
+    output = "build/pipeline.json"         # the committed package (required with build)
+    inputs = ["tfx_pipeline.py", "components/**/*.py"]  # optional: cache key; default: always rebuild
     [tool.kfp-ci.environments.production]   # chosen with --env production or KFP_CI_ENV=production
     host = "https://kubeflow.prod.example.com/pipeline"
     auth = "token"
@@ -108,6 +112,8 @@ _PIPELINE_KEYS = {
     "require": "require",
     "max-regression": "max_regression",
     "baseline": "baseline",
+    "build": "build",
+    "inputs": "inputs",
 }
 _TYPE_NAMES = {str: "a string", int: "a number", float: "a number", bool: "true or false", list: "a list",
                dict: "a table"}
@@ -132,6 +138,12 @@ class PipelineConfig:
     require: tuple[str, ...] = ()
     max_regression: Mapping[str, float] = field(default_factory=dict)
     baseline: str | None = None
+    build: str | None = None
+    """A shell command that writes the pipeline package to ``$KFP_CI_OUTPUT`` (instead of compiling ``source``)."""
+    inputs: tuple[str, ...] = ()
+    """Absolute glob patterns of the files ``build`` reads (its cache key)."""
+    build_dir: Path | None = None
+    """Where ``build`` runs: the directory of the ``pyproject.toml`` that declares it."""
 
     @property
     def source_file(self) -> Path:
@@ -249,7 +261,7 @@ def _parse_pipeline(raw: Any, index: int, path: Path) -> PipelineConfig:
             raise ConfigError(f"{path}: unknown key '{key}' in [tool.kfp-ci] {where} (allowed: {allowed})")
         name = _PIPELINE_KEYS[key]
         full = f"{where}.{key}"
-        if name in ("source", "name", "experiment", "description", "schedule", "every", "baseline"):
+        if name in ("source", "name", "experiment", "description", "schedule", "every", "baseline", "build"):
             values[name] = _expect(value, str, full, path)
         elif name == "output":
             values[name] = (path.parent / _expect(value, str, full, path)).resolve()
@@ -257,6 +269,9 @@ def _parse_pipeline(raw: Any, index: int, path: Path) -> PipelineConfig:
             values[name] = dict(_expect(value, dict, full, path))
         elif name == "latest":
             values[name] = _expect(value, bool, full, path)
+        elif name == "inputs":
+            items = _expect(value, list, full, path)
+            values[name] = tuple(str(path.parent / _expect(item, str, full, path)) for item in items)
         elif name == "require":
             items = _expect(value, list, full, path)
             for item in items:
@@ -267,8 +282,19 @@ def _parse_pipeline(raw: Any, index: int, path: Path) -> PipelineConfig:
             for metric, delta in table.items():
                 _expect(delta, (int, float), f"{full}.{metric}", path)
             values[name] = {k: float(v) for k, v in table.items()}
+    if values.get("build") is not None:
+        if not str(values["build"]).strip():
+            raise ConfigError(f"{path}: [tool.kfp-ci] {where}.build is empty: give the command that builds the package")
+        if "output" not in values:
+            raise ConfigError(f"{path}: [tool.kfp-ci] {where} has 'build' but no 'output' (the package file it writes, "
+                              "e.g. build/pipeline.json)")
+        values.setdefault("source", str(values["output"]))  # deploy's git path and messages name the package
+        values["build_dir"] = path.parent.resolve()
+    elif values.get("inputs"):
+        raise ConfigError(f"{path}: [tool.kfp-ci] {where}.inputs needs 'build' (kfp pipelines find their inputs)")
     if "source" not in values:
-        raise ConfigError(f"{path}: [tool.kfp-ci] {where} needs a 'source' (path/to/file.py:function)")
+        raise ConfigError(f"{path}: [tool.kfp-ci] {where} needs a 'source' (path/to/file.py:function) or a 'build' "
+                          "command")
     if values.get("schedule") and values.get("every"):
         raise ConfigError(f"{path}: [tool.kfp-ci] {where} sets both 'schedule' and 'every'; keep one")
     source = values["source"]

@@ -33,7 +33,7 @@ def invoke(root: Path, *args: str) -> tuple[int, str]:
         (["needs-input.yaml", "--schedule", "@daily", "--every", "1h"], "exclusive"),
         (["needs-input.yaml", "--version-name", "{branch}"], "unknown field(s) {branch}"),
         (["missing.yaml"], "missing.yaml: no such file"),
-        (["README.md"], "not a compiled pipeline (.yaml)"),
+        (["README.md"], "README.md is not a pipeline package: KFP takes a .yaml"),
     ],
 )
 def test_bad_input_is_one_line_exit_2_before_any_request(
@@ -52,4 +52,4 @@ def test_a_yaml_that_is_not_a_pipeline(tmp_path: Path, monkeypatch: pytest.Monke
     (tmp_path / "x.yaml").write_text("just: a mapping\n")
     monkeypatch.chdir(tmp_path)
     code, output = invoke(tmp_path, "x.yaml")
-    assert code == 2 and "is not a compiled KFP pipeline" in output
+    assert code == 2 and "x.yaml is not a KFP pipeline" in output

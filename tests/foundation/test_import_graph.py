@@ -18,6 +18,7 @@ PACKAGE = Path(kfp_ci.__file__).parent
 LAYERS: list[tuple[str, ...]] = [
     ("_version", "_secrets", "_yaml", "_protowire"),
     ("errors", "_console", "github"),
+    ("_package",),
     ("config",),
     ("compile", "client"),
     ("auth",),

@@ -227,6 +227,21 @@ def compile_targets(
     started = time.monotonic()
     if targets is None:
         targets = list(settings.pipelines) if settings is not None else []
+    has_builds = any(isinstance(t, PipelineConfig) and t.build for t in targets)
+    if has_builds and function is None:  # pipelines a build command makes, beside the kfp ones (compile/_build.py)
+        from kfp_ci.compile._build import compile_with_builds  # only projects with builds pay for it
+
+        def rest(others: list[Target]) -> CompileReport:
+            return compile_targets(others, out_dir=out_dir, check=check, jobs=jobs, timeout=timeout,
+                                   use_cache=use_cache, pipeline_parameters=pipeline_parameters,
+                                   disable_caching=disable_caching, settings=settings)
+        built = compile_with_builds(targets, rest, root=_project_root(settings), check=check, timeout=timeout,
+                                    use_cache=use_cache, jobs=jobs,
+                                    project_file=settings.project_file if settings is not None else None)
+        if built is not None:
+            return built
+    elif has_builds:
+        targets = [t for t in targets if not (isinstance(t, PipelineConfig) and t.build)]
     if not targets:
         raise UsageError("nothing to compile: pass files or directories, or declare [[tool.kfp-ci.pipelines]] "
                          "in pyproject.toml")

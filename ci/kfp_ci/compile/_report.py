@@ -64,7 +64,8 @@ def _where(result: CompileResult) -> str:
 
 
 def _line(result: CompileResult) -> str:
-    tag = f"kfp {result.sdk_version}" if result.sdk_version else "kfp ?"
+    tag = f"kfp {result.sdk_version}" if result.sdk_version else ("build command" if result.function == "build"
+                                                                   else "kfp ?")
     name = result.pipeline_name or result.function
     if result.ok:
         extra = " (cached)" if result.cached else ""

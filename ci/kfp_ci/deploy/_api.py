@@ -102,9 +102,9 @@ class Api:
 
     # ----------------------------------------------------------------- runs
     def create_run(self, *, experiment_id: str, name: str, pipeline_id: str, version_id: str | None,
-                   parameters: Mapping[str, Any]) -> Run:
+                   parameters: Mapping[str, Any], description: str | None = None) -> Run:
         return self.client.run_pipeline(experiment_id=experiment_id, job_name=name, pipeline_id=pipeline_id,
-                                        version_id=version_id, params=dict(parameters))
+                                        version_id=version_id, params=dict(parameters), description=description)
 
     def get_run(self, run_id: str) -> Run:
         return self.client.get_run(run_id)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kfp_ci import _console
+from kfp_ci._package import PACKAGE_SUFFIXES, Package, package_stem, read_package
 from kfp_ci.auth import client_from_settings
 from kfp_ci.compile import compile_targets
 from kfp_ci.config import PipelineConfig, Settings
@@ -25,13 +26,14 @@ from kfp_ci.deploy._deploy import (
     DeployOptions,
     apply_schedule,
     deploy_target,
+    job_defaults,
     load_target,
     run_duration,
     schedule_of,
     schedule_plan,
     wait_for_run,
 )
-from kfp_ci.deploy._params import pipeline_inputs, resolve_parameters
+from kfp_ci.deploy._params import InputSpec, pipeline_inputs, resolve_parameters
 from kfp_ci.deploy._plan import Target
 from kfp_ci.deploy._report import DeployResult, dag_of, emit, iso, run_url
 from kfp_ci.errors import CompileError, ConfigError, KfpCiError, NotFound, RunFailed, TimeoutExpired, UsageError
@@ -82,12 +84,12 @@ def _sources(names: Sequence[str], settings: Settings) -> list[_Source]:
         path_part = name.rsplit(":", 1)[0] if name.count(":") and not Path(name).exists() else name
         if name in configured:
             sources.append(_Source(None, configured[name]))
-        elif path_part.endswith((".yaml", ".yml", ".json")):
+        elif path_part.lower().endswith(PACKAGE_SUFFIXES) or (Path(name).is_file() and not name.endswith(".py")):
             if not Path(path_part).is_file():
                 raise UsageError(f"{name}: no such file")
             resolved = Path(name).resolve()
             config = next((c for c in settings.pipelines if c.output and c.output == resolved), None) or \
-                configured.get(resolved.stem)  # e.g. compiled with --out-dir: <name>.yaml
+                configured.get(package_stem(resolved))  # e.g. compiled with --out-dir: <name>.yaml
             sources.append(_Source(Path(name), config))
         elif path_part.endswith(".py"):
             if not Path(path_part).is_file():
@@ -97,8 +99,8 @@ def _sources(names: Sequence[str], settings: Settings) -> list[_Source]:
             sources.append(_Source(None, PipelineConfig(source=source)))
         else:
             known = ", ".join(sorted(configured)) or "none declared"
-            raise UsageError(f"{name}: not a compiled pipeline (.yaml), a source (.py[:function]) or a pipeline "
-                             f"from [tool.kfp-ci] ({known})")
+            raise UsageError(f"{name}: not a pipeline package (.yaml, .json, .zip, .tar.gz), a source "
+                             f"(.py[:function]) or a pipeline from [tool.kfp-ci] ({known})")
     return sources
 
 
@@ -143,17 +145,20 @@ def deploy_command(settings: Settings, **kwargs: Any) -> int:
         raise UsageError("--schedule and --every are exclusive; give one")
     # Everything offline first: sources, compilation, parameters, schedules, version names.
     prepared: list[tuple[Target, Schedule | None, bool, PipelineConfig | None]] = []
-    for source in _sources(tuple(kwargs.get("pipelines") or ()), settings):
+    sources = _sources(tuple(kwargs.get("pipelines") or ()), settings)
+    if (kwargs.get("name") or kwargs.get("description")) and len(sources) != 1:
+        raise UsageError(f"--name and --description name one pipeline; this deploys {len(sources)}")
+    for source in sources:
         config = source.config
         package = source.package or _compile(config, settings)  # type: ignore[arg-type]
         schedule = schedule_of(options, config)
         latest = options.latest or bool(config and config.latest)
         target = load_target(
             package,
-            name=config.name if config else None,
+            name=kwargs.get("name") or (config.name if config else None),
             version_template=options.version_name,
             experiment=options.experiment or (config.experiment if config else None) or settings.experiment,
-            description=config.description if config else None,
+            description=kwargs.get("description") or (config.description if config else None),
             parameters=config.parameters if config else None,
             cli_params=options.params,
             need_params=options.run or schedule is not None,
@@ -216,23 +221,46 @@ def _spec_of(api: Api, version: PipelineVersion) -> dict[str, Any]:
     return dict(spec or {})
 
 
+def _named(settings: Settings, kwargs: Mapping[str, Any]) -> tuple[str, PipelineConfig | None, Package | None]:
+    """PIPELINE of ``run``/``schedule``: a name, or a package file (its pipeline, named by ``--name`` or itself)."""
+    given = str(kwargs["pipeline"])
+    path = Path(given)
+    configured = {c.name: c for c in settings.pipelines if c.name}
+    if given not in configured and path.is_file():
+        package = read_package(path)
+        resolved = path.resolve()
+        config = next((c for c in settings.pipelines if c.output and c.output == resolved), None)
+        name = kwargs.get("name") or (config.name if config else None) or package.pipeline_name
+        return name, config, package
+    if kwargs.get("name"):
+        raise UsageError(f"--name names the pipeline of a package file; {given!r} is a pipeline name already")
+    return given, configured.get(given), None
+
+
+def _defaults(package: Package | None, inputs: Mapping[str, InputSpec],
+              config: PipelineConfig | None) -> dict[str, Any]:
+    """Default run parameters: a PipelineJob's values, then [tool.kfp-ci]'s."""
+    return {**(job_defaults(package, inputs) if package else {}), **(config.parameters if config else {})}
+
+
 def run_command(settings: Settings, **kwargs: Any) -> int:
     """``kfp-ci run PIPELINE``: run a deployed version."""
     wait = bool(kwargs.get("wait"))
     if (kwargs.get("wait_timeout") or kwargs.get("terminate_on_timeout")) and not wait:
         raise UsageError("--timeout and --terminate-on-timeout need --wait")
-    name = kwargs["pipeline"]
-    config = next((c for c in settings.pipelines if c.name == name), None)
+    name, config, package = _named(settings, kwargs)
     api = Api(client_from_settings(settings), settings.namespace)
     namespace = settings.namespace
     pipeline_id, version = _resolve_version(api, name, namespace, kwargs.get("version") or "latest")
-    params = resolve_parameters(pipeline_inputs(_spec_of(api, version)), kwargs.get("params") or (),
-                                config.parameters if config else None, pipeline=f"pipeline '{name}'")
+    inputs = pipeline_inputs(_spec_of(api, version))
+    params = resolve_parameters(inputs, kwargs.get("params") or (), _defaults(package, inputs, config),
+                                pipeline=f"pipeline '{name}'")
     experiment = kwargs.get("experiment") or (config.experiment if config else None) or settings.experiment
     experiment_id = api.experiment(experiment or DEFAULT_EXPERIMENT, namespace)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
     run = api.create_run(experiment_id=experiment_id, name=kwargs.get("run_name") or f"{name} {version.name} {stamp}",
-                         pipeline_id=pipeline_id, version_id=version.id, parameters=params)
+                         pipeline_id=pipeline_id, version_id=version.id, parameters=params,
+                         description=kwargs.get("description"))
     host = api.host
     result = DeployResult(pipeline=name, namespace=namespace, host=host, pipeline_id=pipeline_id,
                           version_name=version.name, version_id=version.id, experiment=experiment or DEFAULT_EXPERIMENT,
@@ -251,15 +279,15 @@ def run_command(settings: Settings, **kwargs: Any) -> int:
 
 def schedule_command(settings: Settings, **kwargs: Any) -> int:
     """``kfp-ci schedule PIPELINE``: only the recurring-run part of deploy."""
-    name = kwargs["pipeline"]
-    config = next((c for c in settings.pipelines if c.name == name), None)
+    name, config, package = _named(settings, kwargs)
     schedule = parse_schedule(kwargs.get("cron") or (config.schedule if config and not kwargs.get("every") else None),
                               kwargs.get("every") or (config.every if config and not kwargs.get("cron") else None))
     api = Api(client_from_settings(settings), settings.namespace)
     namespace = settings.namespace
     pipeline_id, version = _resolve_version(api, name, namespace, kwargs.get("version") or "latest")
-    params = resolve_parameters(pipeline_inputs(_spec_of(api, version)), kwargs.get("params") or (),
-                                config.parameters if config else None, pipeline=f"pipeline '{name}'")
+    inputs = pipeline_inputs(_spec_of(api, version))
+    params = resolve_parameters(inputs, kwargs.get("params") or (), _defaults(package, inputs, config),
+                                pipeline=f"pipeline '{name}'")
     experiment = (kwargs.get("experiment") or (config.experiment if config else None) or settings.experiment
                   or DEFAULT_EXPERIMENT)
     host = api.host
@@ -276,7 +304,8 @@ def schedule_command(settings: Settings, **kwargs: Any) -> int:
     else:
         experiment_id = api.experiment(experiment, namespace)
         result.experiment_id = experiment_id
-        apply_schedule(api, result, target, schedule, latest, options, namespace, experiment_id, version.id)
+        apply_schedule(api, result, target, schedule, latest, options, namespace, experiment_id, version.id,
+                       description=kwargs.get("description"))
     emit([result], kwargs.get("output") or "text")
     return 0
 

@@ -21,14 +21,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import yaml
-
 from kfp_ci import _console
-from kfp_ci._yaml import load_docs
+from kfp_ci._package import Package, read_package
 from kfp_ci.config import PipelineConfig
 from kfp_ci.deploy._api import Api, RecurringRuns, task_states
 from kfp_ci.deploy._cron import Schedule, next_fire_times, parse_schedule
-from kfp_ci.deploy._params import pipeline_inputs, resolve_parameters
+from kfp_ci.deploy._params import InputSpec, pipeline_inputs, resolve_parameters
 from kfp_ci.deploy._plan import Target, apply, assess
 from kfp_ci.deploy._report import DeployResult, dag_of, iso, run_url
 from kfp_ci.deploy._schedule import ensure_recurring_run, fingerprint
@@ -44,6 +42,7 @@ __all__ = [
     "apply_schedule",
     "deploy",
     "deploy_target",
+    "job_defaults",
     "load_target",
     "run_duration",
     "schedule_of",
@@ -76,18 +75,57 @@ class DeployOptions:
 
 
 # ------------------------------------------------------------------------------------------ targets
-def _read_package(path: Path) -> tuple[bytes, list[Any]]:
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise UsageError(f"cannot read {path}: {exc.strerror}") from None
-    try:
-        docs = load_docs(data.decode("utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise UsageError(f"{path} is not a compiled pipeline (YAML): {str(exc).splitlines()[0]}") from None
-    if not docs or not isinstance(docs[0], dict) or not ("root" in docs[0] or "spec" in docs[0]):
-        raise UsageError(f"{path} is not a compiled KFP pipeline (no 'root'); compile it with kfp-ci compile")
-    return data, docs
+_UPLOAD_DIR: list[Path] = []
+
+
+def _upload_file(package: Package) -> Path:
+    """The file to upload: the package itself, or (archive member, unwrapped PipelineJob) a private copy."""
+    if not package.rewritten:
+        return package.path
+    if not _UPLOAD_DIR:
+        import atexit
+        import shutil
+        import tempfile
+
+        _UPLOAD_DIR.append(Path(tempfile.mkdtemp(prefix="kfp-ci-package-")))
+        atexit.register(shutil.rmtree, _UPLOAD_DIR[0], True)
+    folder = _UPLOAD_DIR[0] / content_hash(package.content, list(package.docs))[:16]
+    folder.mkdir(exist_ok=True)
+    path = folder / package.upload_name
+    path.write_bytes(package.content)
+    return path
+
+
+def _argo_inputs(workflow: Mapping[str, Any]) -> dict[str, InputSpec]:
+    """A KFP v1 workflow's run parameters (``spec.arguments.parameters``): strings, with their defaults."""
+    params = (((workflow.get("spec") or {}).get("arguments") or {}).get("parameters")) or []
+    return {str(p["name"]): InputSpec(name=str(p["name"]), type="STRING", default=p.get("value"),
+                                      has_default="value" in p)
+            for p in params if isinstance(p, dict) and p.get("name")}
+
+
+def job_defaults(package: Package, inputs: Mapping[str, InputSpec]) -> dict[str, Any]:
+    """A PipelineJob's parameter values, checked against the pipeline's inputs."""
+    where = f"{package.path.name} runtimeConfig.parameterValues"
+    known = ", ".join(sorted(inputs)) or "none"
+    values: dict[str, Any] = {}
+    for name, value in package.job_parameters.items():
+        spec = inputs.get(name)
+        if spec is None:
+            raise UsageError(f"{where}: the pipeline has no input {name!r} (inputs: {known})")
+        expected = _JOB_TYPES.get(spec.type, object)
+        if spec.type == "NUMBER_INTEGER" and isinstance(value, float) and value.is_integer():
+            value = int(value)  # JSON tooling may write 3 as 3.0
+        if not isinstance(value, expected) or (isinstance(value, bool) and spec.type != "BOOLEAN"):
+            raise UsageError(f"{where}: {name}={value!r} does not match the input's type {spec.type}")
+        values[name] = value
+    return values
+
+
+_JOB_TYPES: dict[str, type | tuple[type, ...]] = {
+    "STRING": str, "NUMBER_INTEGER": int, "NUMBER_DOUBLE": (int, float), "BOOLEAN": bool, "LIST": list,
+    "STRUCT": dict,
+}
 
 
 def load_target(
@@ -102,28 +140,36 @@ def load_target(
     need_params: bool = False,
     git_path: Path | None = None,
     now: datetime | None = None,
+    announce: Callable[[str], None] | None = None,
 ) -> Target:
-    """Read a compiled package and decide everything about it offline (name, version, typed params)."""
+    """Read a pipeline package and decide everything about it offline (name, version, typed params).
+
+    Any package KFP's upload accepts (YAML, JSON, a .zip or .tar.gz holding one; a v2 spec, with or without a
+    platform spec, or a v1 Argo workflow) and TFX/Vertex PipelineJob files, unwrapped (their parameter values are
+    default run parameters, under ``parameters`` and ``cli_params``). ``announce`` hears what was found.
+    """
     cli_params = tuple(cli_params)
-    data, docs = _read_package(package)
-    spec: dict[str, Any] = docs[0]
-    pipeline_name = name or str((spec.get("pipelineInfo") or {}).get("name") or package.stem)
-    digest = content_hash(data, docs)
+    found = read_package(package)
+    (announce or _console.info)(f"found {found.describe()}")
+    spec: dict[str, Any] = dict(found.spec)
+    pipeline_name = name or found.pipeline_name
+    digest = content_hash(found.content, list(found.docs))
     params: dict[str, Any] = {}
     if need_params:
-        params = resolve_parameters(pipeline_inputs(spec), cli_params, parameters,
-                                    pipeline=f"pipeline '{pipeline_name}'")
+        inputs = _argo_inputs(spec) if found.kind == "argo" else pipeline_inputs(spec)
+        defaults = {**job_defaults(found, inputs), **(parameters or {})}
+        params = resolve_parameters(inputs, cli_params, defaults, pipeline=f"pipeline '{pipeline_name}'")
     elif cli_params:
         raise UsageError("--param needs --run or a schedule (--schedule/--every)")
     info = git_info(git_path or package, want_count="{n}" in (version_template or ""))
     return Target(
         name=pipeline_name,
-        package=package,
+        package=_upload_file(found),
         spec=spec,
         content_hash=digest,
         version_name=render_version_name(version_template, info, digest, now=now),
         version_description=describe_version(info, digest),
-        pipeline_description=description or (spec.get("pipelineInfo") or {}).get("description"),
+        pipeline_description=description or found.pipeline_description,
         experiment=experiment,
         parameters=params,
     )
@@ -267,7 +313,8 @@ def schedule_plan(api: Api, pipeline_id: str | None, target: Target, result: Dep
 
 
 def apply_schedule(api: Api, result: DeployResult, target: Target, schedule: Schedule, latest: bool,
-                    options: DeployOptions, namespace: str | None, experiment_id: str, version_id: str) -> None:
+                    options: DeployOptions, namespace: str | None, experiment_id: str, version_id: str, *,
+                    description: str | None = None) -> None:
     pipeline_id = result.pipeline_id or ""
     pinned: str | None = version_id
     if latest:
@@ -281,10 +328,10 @@ def apply_schedule(api: Api, result: DeployResult, target: Target, schedule: Sch
     rr = RecurringRuns(api, namespace=namespace, experiment_id=experiment_id, pipeline_id=pipeline_id,
                        version_id=pinned, trigger=schedule.trigger(), parameters=target.parameters)
     which = "latest version" if pinned is None else f"version {target.version_name}"
-    description = f"{target.name}: {schedule.describe()}, {which}. Managed by kfp-ci; do not edit."
+    managed = f"{target.name}: {schedule.describe()}, {which}. Managed by kfp-ci; do not edit."
     outcome = ensure_recurring_run(rr, pipeline_id=pipeline_id, name=f"{target.name} ({which})",
-                                   description=description, spec=spec, keep_old=options.keep_old,
-                                   log=_console.info)
+                                   description=f"{description}\n{managed}" if description else managed, spec=spec,
+                                   keep_old=options.keep_old, log=_console.info)
     result.recurring_action = outcome.action
     result.recurring_run_id = outcome.recurring_run_id
 
@@ -309,7 +356,7 @@ def deploy(
     keep_old: bool = False,
     dry_run: bool = False,
 ) -> DeployResult:
-    """Deploy a compiled pipeline with ``client`` (a :class:`kfp_ci.client.Client`).
+    """Deploy a pipeline package (see :func:`load_target`) with ``client`` (a :class:`kfp_ci.client.Client`).
 
     ``params`` are typed values (checked against the pipeline's inputs); ``cli_params`` are ``(name, text)``
     pairs typed like ``--param``. Does not raise when the run fails: look at ``result.run_state``.

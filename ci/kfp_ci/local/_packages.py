@@ -26,12 +26,13 @@ def read_package(content: bytes, filename: str) -> tuple[bytes, dict[str, Any]]:
         inner: bytes | None = None
         if content[:2] == b"PK":
             with zipfile.ZipFile(io.BytesIO(content)) as zf:
-                names = [n for n in zf.namelist() if n.endswith((".yaml", ".yml", ".json"))]
-                inner = zf.read(names[0]) if names else None
+                name = _member(zf.namelist())
+                inner = zf.read(name) if name else None
         elif content[:2] == b"\x1f\x8b":
             with tarfile.open(fileobj=io.BytesIO(content), mode="r:gz") as tf:
-                members = [m for m in tf.getmembers() if m.isfile() and m.name.endswith((".yaml", ".yml", ".json"))]
-                extracted = tf.extractfile(members[0]) if members else None
+                members = tf.getmembers()
+                name = _member([m.name for m in members])
+                extracted = tf.extractfile(name) if name else None
                 inner = extracted.read() if extracted else None
         if inner is None:
             raise HttpError(3, "Unexpected pipeline file format. Support .zip, .tar.gz, .json or YAML",
@@ -43,7 +44,14 @@ def read_package(content: bytes, filename: str) -> tuple[bytes, dict[str, Any]]:
         raise HttpError(3, f"Failed to parse the pipeline spec: {str(exc).splitlines()[0]}", kind="upload") from None
     if not docs or not isinstance(docs[0], dict):
         raise HttpError(3, "Failed to parse the pipeline spec: the file is empty or not a YAML mapping", kind="upload")
-    return content, docs[0]
+    return content, next((d for d in docs if isinstance(d, dict) and "root" in d), docs[0])
+
+
+def _member(names: list[str]) -> str | None:
+    """KFP's choice in an archive: the member named ``pipeline.yaml``, else the first one if it is YAML."""
+    if "pipeline.yaml" in names:
+        return "pipeline.yaml"
+    return names[0] if names and names[0].endswith((".yaml", ".yml")) else None
 
 
 def spec_parameters(spec: Mapping[str, Any]) -> dict[str, Any]:
