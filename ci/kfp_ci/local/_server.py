@@ -38,7 +38,7 @@ class LocalServer:
         from kfp_ci.local._compat import Compat
         from kfp_ci.local._executor import Executor
         from kfp_ci.local._model import Model
-        from kfp_ci.local._outer import Faults, Outer
+        from kfp_ci.local._outer import FaultControl, Faults, Outer
         from kfp_ci.local._scheduler import Scheduler
         from kfp_ci.local._store import Store
 
@@ -60,6 +60,9 @@ class LocalServer:
             prefixed = [Route("/pipeline" + r.path, r.endpoint, methods=sorted(r.methods or ()))
                         for r in routes if isinstance(r, Route)]
             app = Router(routes=[*routes, *prefixed], default=app)
+        faults = Faults() if opts.faults else None
+        if faults is not None:  # behind the login emulation: the same authentication as the API
+            app = FaultControl(app, faults, expire_sessions=self.expire_sessions, require_user=opts.multi_user)
         self._login: Any = None
         if opts.auth != "none" and not has_module("kfp_ci.local._login"):
             log.warning("--auth %s needs the login emulation (kfp_ci.local._login), which is missing: serving "
@@ -69,7 +72,6 @@ class LocalServer:
             self._login = _login
             app = _login.wrap_login(app, opts)
         self._login_app = app
-        faults = Faults() if opts.faults else None
         outer = Outer(app, faults=faults, access_log=opts.access_log, expire_sessions=self.expire_sessions)
         scheduler = Scheduler(store, model.fire)
         self._store = store
