@@ -56,7 +56,7 @@ class LocalServer:
 
             from kfp_ci.local._mlmd import mlmd_routes
 
-            routes = list(mlmd_routes(store))
+            routes = list(mlmd_routes(store, _run_reader(model) if opts.multi_user else None))
             prefixed = [Route("/pipeline" + r.path, r.endpoint, methods=sorted(r.methods or ()))
                         for r in routes if isinstance(r, Route)]
             app = Router(routes=[*routes, *prefixed], default=app)
@@ -207,6 +207,22 @@ class LocalServer:
     def scheduler_tick(self) -> None:
         """Fire due recurring runs now (tests)."""
         self._parts["scheduler"].run_due(time.time())
+
+
+def _run_reader(model: Any) -> Any:
+    """``can_read(user, run_id)`` for ML Metadata: the run exists and is in one of the user's namespaces."""
+    from kfp_ci.local._http import HttpError
+
+    def can_read(user: str | None, run_id: str) -> bool:
+        run = model.store.get("run", run_id)
+        if run is None:
+            return False
+        try:
+            model.authorize(user, run.get("_ns", ""))
+        except HttpError:
+            return False
+        return True
+    return can_read
 
 
 def has_module(name: str) -> bool:
