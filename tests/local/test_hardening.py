@@ -223,6 +223,8 @@ def test_a_200_mb_multipart_upload_is_refused(served: Serve) -> None:
     ("JSON nested 100,000 deep", "/experiments", {"content": b"[" * 100_000 + b"]" * 100_000}),
     ("JSON nested 500 deep", "/experiments", {"content": b'{"display_name": "e", "description": ' + b"[" * 500
                                               + b"]" * 500 + b"}"}),
+    ("JSON of 15 million items (30 MiB)", "/experiments", {"content": b'{"display_name": "e", "description": ['
+                                                           + b"1," * (15 << 20) + b"1]}"}),
     ("NaN in JSON", "/experiments", {"content": b'{"display_name": NaN}'}),
     ("Infinity in JSON", "/runs", {"content": b'{"display_name": "r", "runtime_config": {"parameters": '
                                    b'{"x": Infinity}}}'}),

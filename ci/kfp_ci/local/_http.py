@@ -35,6 +35,7 @@ class HttpError(Exception):
 
 MAX_BODY = 40 << 20  # a request body: a 32 MiB package (KFP's limit) and its multipart framing, or a JSON body
 MAX_JSON_DEPTH = 200  # nesting of a JSON body (a pipeline spec nests about 15 deep)
+MAX_JSON_ITEMS = 200_000  # commas in a JSON body: its items, bounded before parsing (a pipeline spec has thousands)
 
 
 class BodyTooLarge(HttpError):
@@ -72,9 +73,13 @@ class Req:
         return self.headers.get("kubeflow-userid") or None
 
     def json(self) -> Any:
-        """The JSON body ({} when empty); 400 for invalid JSON, ``NaN``/``Infinity`` (not JSON) or deep nesting."""
+        """The JSON body ({} when empty); 400 for invalid JSON, ``NaN``/``Infinity`` (not JSON), deep nesting or
+        more than ``MAX_JSON_ITEMS`` items."""
         if not self.raw.strip():
             return {}
+        if self.raw.count(b",") > MAX_JSON_ITEMS:
+            detail = f"the request body has more than {MAX_JSON_ITEMS:,} items"
+            raise HttpError(3, f"Invalid input error: {detail}", user_message=detail)
         try:
             value = json.loads(self.raw, parse_constant=_no_constant)
         except RecursionError:
