@@ -40,10 +40,17 @@ def test_cron_errors_carry_kfps_message() -> None:
     assert cron_error("@every 0s") and cron_error("70 * * * * *")
 
 
-def test_periodic_fire_times_from_start() -> None:
+def test_periodic_fire_times_follow_kfps_controller() -> None:
+    # KFP's controller: the first fire is one interval after start_time, then one interval after the last fire
     trigger = {"interval": 3600, "start": _ts("2026-01-01T00:00:00")}
-    assert next_after(trigger, _ts("2025-12-31T00:00:00")) == _ts("2026-01-01T00:00:00")
-    assert next_after(trigger, _ts("2026-01-01T05:10:00")) == _ts("2026-01-01T06:00:00")
+    assert next_after(trigger, _ts("2025-12-31T00:00:00")) == _ts("2026-01-01T01:00:00")
+    assert next_after(trigger, _ts("2026-01-01T05:10:00")) == _ts("2026-01-01T06:10:00")
+
+
+def test_never_firing_crons_are_refused() -> None:
+    for expr in ("0 0 0 31 2 *", "0 0 0 30 2 ?", "0 0 0 31 4 *"):
+        assert "never fires" in cron_error(expr), expr
+    assert cron_error("0 0 0 29 2 *") == ""  # leap days exist
 
 
 def test_zip_and_tar_gz_packages_are_unpacked() -> None:

@@ -11,7 +11,20 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from kfp_ci.local._compat import Compat
-from kfp_ci.local._http import HttpError, Receive, Req, Resp, Router, Scope, Send, respond, strip_prefix
+from kfp_ci.local._http import (
+    MAX_BODY,
+    BodyTooLarge,
+    HttpError,
+    Receive,
+    Req,
+    Resp,
+    Router,
+    Scope,
+    Send,
+    bad,
+    respond,
+    strip_prefix,
+)
 from kfp_ci.local._model import Model
 from kfp_ci.local._v1 import register as register_v1
 from kfp_ci.local._v2 import register as register_v2
@@ -75,19 +88,20 @@ class Api:
         headers = {k.lower(): v for k, v in request.headers.items()}
         req = Req(method, path, params, dict(request.query_params), headers)
         try:
-            if headers.get("content-type", "").startswith("multipart/form-data"):
-                form = await request.form(max_part_size=64 << 20)
-                upload = form.get("uploadfile")
-                if upload is None or isinstance(upload, str):
-                    raise HttpError(3, "Failed to read the pipeline file: the multipart field 'uploadfile' is "
-                                    "missing", kind="upload")
-                req.upload = (await upload.read(), upload.filename or "")
-                await form.close()
+            ctype = headers.get("content-type", "")
+            if ctype.startswith("multipart/form-data"):
+                req.upload = await _upload(request)
+            elif path.endswith(("/upload", "/upload_version")):
+                raise HttpError(3, "Failed to read the pipeline file: the request is not multipart/form-data "
+                                f"(Content-Type: {ctype[:60] or 'none'}); send the package as the file field "
+                                "'uploadfile'", kind="upload")
             else:
                 req.raw = await request.body()
             resp = await run_in_threadpool(handler, req)
         except HttpError as exc:
             resp = self.error(exc)
+        except RecursionError:
+            resp = self.error(bad("the request nests too deeply"))
         except Exception as exc:
             log.exception("internal error on %s %s", method, path)
             resp = self.error(HttpError(13, f"Internal error: {exc}"))
@@ -99,3 +113,25 @@ class Api:
         if exc.kind == "upload":
             return Resp(exc.status, {"error_message": exc.message, "error_details": exc.message})
         return Resp(exc.status, self.compat.error_body(exc.code, exc.message, exc.user_message))
+
+
+async def _upload(request: Any) -> tuple[bytes, str]:
+    """The multipart field ``uploadfile``: its content and file name; 400 for a broken or incomplete body."""
+    from starlette.formparsers import MultiPartException
+
+    try:
+        form = await request.form(max_part_size=MAX_BODY)
+    except BodyTooLarge as exc:
+        exc.kind = "upload"  # the upload handlers' body shape
+        raise
+    except MultiPartException as exc:
+        raise HttpError(3, f"Failed to read the pipeline file: the multipart body is malformed: {exc}",
+                        kind="upload") from None
+    try:
+        upload = form.get("uploadfile")
+        if upload is None or isinstance(upload, str):
+            raise HttpError(3, "Failed to read the pipeline file: the multipart field 'uploadfile' is "
+                            "missing", kind="upload")
+        return await upload.read(), upload.filename or ""
+    finally:
+        await form.close()

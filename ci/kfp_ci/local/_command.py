@@ -28,6 +28,18 @@ def _read_pairs(path: Path | None, what: str) -> dict[str, str]:
     return pairs
 
 
+def _is_loopback(host: str) -> bool:
+    """Whether ``host`` (a bind address) only accepts connections from this machine."""
+    import ipaddress
+
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
 def require_local_extra(command: str, extras: str = "local") -> None:
     """One line naming the missing package when the server's dependencies (the ``local`` extra) are not installed."""
     for module in ("starlette", "uvicorn", "croniter", "multipart"):
@@ -58,6 +70,11 @@ def serve_command(**kwargs: Any) -> int:
     host = kwargs.get("bind_host") or "127.0.0.1"
     server = LocalServer(options, host=host, port=int(kwargs.get("port", 8888)))
     server.bind()
+    if options.auth == "none" and not _is_loopback(host):
+        what = ("create runs that execute code on this machine" if options.execute
+                else "read and change every pipeline and run")
+        _console.warn(f"kfp-ci serve: --host {host} with --auth none: anyone who can reach port {server.port} can "
+                      f"{what}; use --auth token or --auth dex, or --host 127.0.0.1")
     mode = "multi-user" if options.multi_user else "single-user"
     _console.info(f"kfp-ci serve: KFP {options.compat} API and page on {server.url} ({mode}, "
                   f"auth {options.auth}, {'executing' if options.execute else 'not executing'} runs, data in "

@@ -2,6 +2,10 @@
 
 States: PENDING -> RUNNING -> SUCCEEDED | FAILED; terminate: CANCELING -> CANCELED (the worker's whole
 process group is killed). With ``execute=False`` a run succeeds after ``run_delay`` seconds.
+
+Workers do not outlive the server: each holds the read end of a pipe whose only write end is the server's, and
+kills its own process group (itself and the task processes it started) when that pipe closes, which the kernel does
+at once when the server dies, even by SIGKILL. A run ended by a restart is FAILED with no task left RUNNING.
 """
 
 from __future__ import annotations
@@ -28,7 +32,8 @@ RESTART_ERROR = "The run was interrupted by a restart of the embedded server (kf
 
 
 def set_state(run: Record, state: str, error: str = "") -> None:
-    """Move ``run`` to ``state`` and append the change to its history (in place)."""
+    """Move ``run`` to ``state`` and append the change to its history (in place); a run that ends FAILED or
+    CANCELED ends its unfinished tasks the same way."""
     t = now()
     run["state"] = state
     entry: Record = {"update_time": t, "state": state}
@@ -38,6 +43,12 @@ def set_state(run: Record, state: str, error: str = "") -> None:
     run.setdefault("state_history", []).append(entry)
     if state in TERMINAL:
         run["finished_at"] = t
+    if state in ("FAILED", "CANCELED"):
+        for task in run.get("tasks") or []:
+            if isinstance(task, dict) and task.get("state") not in TERMINAL:
+                task.update(state=state, end=task.get("end") or t)
+                if state == "FAILED" and not task.get("error"):
+                    task["error"] = error or "the run ended before this task finished"
 
 
 def package_problem(content: bytes) -> str:
@@ -75,6 +86,8 @@ class Executor:
         self._due: list[tuple[float, int, str, str]] = []
         self._order = itertools.count()
         self._ticker: threading.Thread | None = None
+        # the lifeline: workers read its read end and stop when the write end, held only here, closes
+        self._lifeline_read, self._lifeline_write = os.pipe() if execute else (-1, -1)
 
     # ---------------------------------------------------------------------------------------------- life
     def recover(self) -> int:
@@ -104,6 +117,10 @@ class Executor:
             _kill_group(proc)
         for thread in list(self._threads):
             thread.join(timeout=10)
+        for fd in (self._lifeline_read, self._lifeline_write):
+            if fd >= 0:
+                os.close(fd)
+        self._lifeline_read = self._lifeline_write = -1
 
     def active(self) -> int:
         with self._lock:
@@ -220,9 +237,9 @@ class Executor:
                 if self._closing or cancel.is_set():
                     return self._stopped(run_id)
                 proc = subprocess.Popen(
-                    [sys.executable, "-m", "kfp_ci.local._worker", str(run_dir)],
+                    [sys.executable, "-m", "kfp_ci.local._worker", str(run_dir), str(self._lifeline_read)],
                     cwd=run_dir, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                    env=env, start_new_session=True,
+                    env=env, start_new_session=True, pass_fds=(self._lifeline_read,),
                 )
                 self._procs[run_id] = proc
             while True:

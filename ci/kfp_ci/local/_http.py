@@ -33,6 +33,19 @@ class HttpError(Exception):
         self.user_message = user_message
 
 
+MAX_BODY = 40 << 20  # a request body: a 32 MiB package (KFP's limit) and its multipart framing, or a JSON body
+MAX_JSON_DEPTH = 200  # nesting of a JSON body (a pipeline spec nests about 15 deep)
+MAX_JSON_ITEMS = 200_000  # commas in a JSON body: its items, bounded before parsing (a pipeline spec has thousands)
+
+
+class BodyTooLarge(HttpError):
+    """A request body over ``MAX_BODY``: 413, before more of it is read."""
+
+    def __init__(self) -> None:
+        message = f"the request body is larger than {MAX_BODY >> 20} MiB"
+        super().__init__(8, f"Invalid input error: {message}", status=413, user_message=message)
+
+
 def bad(message: str) -> HttpError:
     return HttpError(3, f"Invalid input error: {message}", user_message=message)
 
@@ -60,13 +73,48 @@ class Req:
         return self.headers.get("kubeflow-userid") or None
 
     def json(self) -> Any:
+        """The JSON body ({} when empty); 400 for invalid JSON, ``NaN``/``Infinity`` (not JSON), deep nesting or
+        more than ``MAX_JSON_ITEMS`` items."""
         if not self.raw.strip():
             return {}
+        if self.raw.count(b",") > MAX_JSON_ITEMS:
+            detail = f"the request body has more than {MAX_JSON_ITEMS:,} items"
+            raise HttpError(3, f"Invalid input error: {detail}", user_message=detail)
         try:
-            return json.loads(self.raw)
-        except ValueError:
-            raise HttpError(3, "Invalid input error: the request body is not valid JSON",
-                            user_message="the request body is not valid JSON") from None
+            value = json.loads(self.raw, parse_constant=_no_constant)
+        except RecursionError:
+            value, deep = None, True
+        except ValueError as exc:
+            detail = str(exc) if isinstance(exc, _NotJson) else "the request body is not valid JSON"
+            raise HttpError(3, f"Invalid input error: {detail}", user_message=detail) from None
+        else:
+            deep = deeper_than(value, MAX_JSON_DEPTH)
+        if deep:
+            detail = f"the request body nests more than {MAX_JSON_DEPTH} levels deep"
+            raise HttpError(3, f"Invalid input error: {detail}", user_message=detail)
+        return value
+
+
+class _NotJson(ValueError):
+    pass
+
+
+def _no_constant(name: str) -> Any:
+    raise _NotJson(f"the request body is not valid JSON: {name} is not a JSON number")
+
+
+def deeper_than(value: Any, limit: int) -> bool:
+    """Whether parsed JSON or YAML nests mappings and lists more than ``limit`` deep (no recursion)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children: Any = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is None:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((c, depth + 1) for c in children)
+    return False
 
 
 @dataclass

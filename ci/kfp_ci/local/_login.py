@@ -453,11 +453,11 @@ class LoginApp:
         users = dict(self.options.users)
         if connector == "ldap":  # LDAP binds with the uid: the local part of the configured e-mail
             for email, secret in users.items():
-                if login in (email, email.split("@")[0]) and secrets.compare_digest(secret, password):
+                if login in (email, email.split("@")[0]) and _same(secret, password):
                     return str(email)
             return None
         secret = users.get(login)
-        if secret is not None and secrets.compare_digest(secret, password):
+        if secret is not None and _same(secret, password):
             return login
         return None
 
@@ -535,6 +535,11 @@ class _Req:
                     continue
                 jar.update({name: morsel.value for name, morsel in parsed.items()})
         return jar
+
+
+def _same(secret: str, given: str) -> bool:
+    """Constant-time comparison of two passwords, any characters (``compare_digest`` refuses non-ASCII ``str``)."""
+    return secrets.compare_digest(secret.encode("utf-8", "surrogatepass"), given.encode("utf-8", "surrogatepass"))
 
 
 async def _body(receive: Any) -> bytes:

@@ -14,11 +14,16 @@ The data comes from ``store.run_artifacts(run_id)``: one dict per output artifac
 the store has it) says it exists. A record's ``parameters`` (the task's output parameters) become the
 execution's ``outputs`` custom property, a ``Struct``, as KFP's launcher records them.
 Like KFP's backend, numbers become ``double_value``, booleans ``int_value``, lists and dicts a ``Struct``.
+
+``mlmd_routes(store, can_read)``: ``can_read(user, run_id)`` (the caller's ``kubeflow-userid``) decides whether a
+run is visible; in multi-user mode the server passes one that allows only the caller's namespaces, so another
+user's run id finds nothing, exactly like an unknown one.
 """
 
 from __future__ import annotations
 
 import base64
+import contextvars
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -51,6 +56,7 @@ _COMPLETE = 3  # Execution.State.COMPLETE
 _OUTPUT = 4  # Event.Type.OUTPUT
 _LIVE = 2  # Artifact.State.LIVE
 _UNIMPLEMENTED, _INVALID_ARGUMENT = 12, 3
+_CALLER: contextvars.ContextVar[str | None] = contextvars.ContextVar("kfp_ci_mlmd_caller", default=None)
 
 
 # ------------------------------------------------------------------------------------------ values
@@ -148,8 +154,9 @@ class _Run:
 
 
 class _Service:
-    def __init__(self, store: Any) -> None:
+    def __init__(self, store: Any, can_read: Callable[[str | None, str], bool] | None = None) -> None:
         self.store = store
+        self.can_read = can_read
         self.ids = _Ids()
         self.type_ids = {name: 100 + i for i, name in enumerate(_ARTIFACT_TYPES)}
 
@@ -159,6 +166,8 @@ class _Service:
         return self.type_ids[name]
 
     def run(self, run_id: str) -> _Run | None:
+        if self.can_read is not None and not self.can_read(_CALLER.get(), run_id):
+            return None  # another tenant's run: not there, like an unknown id
         try:
             outputs = self.store.run_artifacts(run_id)
         except LookupError:
@@ -278,9 +287,10 @@ def _request_message(body: bytes) -> bytes:
     return body[5:5 + size]
 
 
-def mlmd_routes(store: Any) -> list[Route]:
-    """Starlette routes answering ML Metadata's gRPC-web calls for ``store``'s executed runs."""
-    service = _Service(store)
+def mlmd_routes(store: Any, can_read: Callable[[str | None, str], bool] | None = None) -> list[Route]:
+    """Starlette routes answering ML Metadata's gRPC-web calls for ``store``'s executed runs (those ``can_read``
+    allows the caller, when given)."""
+    service = _Service(store, can_read)
     methods: dict[str, Callable[[dict[int, list[int | bytes]]], Writer]] = {
         name: getattr(service, name) for name in (
             "GetContextByTypeAndName", "GetExecutionsByContext", "GetArtifactsByContext",
@@ -298,6 +308,7 @@ def mlmd_routes(store: Any) -> list[Route]:
         if not content_type.startswith("application/grpc-web"):
             return Response("expected application/grpc-web+proto", status_code=415, media_type="text/plain")
         body = await request.body()
+        _CALLER.set(request.headers.get("kubeflow-userid") or None)
         method = request.path_params["method"]
         handler = methods.get(method)
         try:

@@ -1,4 +1,6 @@
-"""The outermost ASGI layer, in front of the login emulation: injected faults (``--faults``) and the access log."""
+"""The outermost ASGI layer, in front of the login emulation: the request body limit (413), injected faults
+(``--faults``) and the access log; and ``FaultControl``, the faults endpoint, which sits behind the login emulation so
+that it needs the same authentication as the API."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from kfp_ci.local._http import ASGIApp, Message, Receive, Resp, Scope, Send, respond
+from kfp_ci.local._http import MAX_BODY, ASGIApp, BodyTooLarge, Message, Receive, Resp, Scope, Send, respond
 
 
 @dataclass
@@ -59,14 +61,15 @@ class Faults:
 
 
 class Outer:
-    """Faults and the access log, in front of everything (login emulation included)."""
+    """The body limit, faults and the access log, in front of everything (login emulation included)."""
 
     def __init__(self, inner: ASGIApp, *, faults: Faults | None, access_log: bool,
-                 expire_sessions: Callable[[], None]) -> None:
+                 expire_sessions: Callable[[], None], max_body: int = MAX_BODY) -> None:
         self.inner = inner
         self.faults = faults
         self.access_log = access_log
         self.expire_sessions = expire_sessions
+        self.max_body = max_body
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -82,7 +85,7 @@ class Outer:
         method = scope["method"]
         path = scope["path"]
         try:
-            await self._handle(scope, receive, logged_send, method, path)
+            await self._limited(scope, receive, logged_send, method, path, status)
         finally:
             if self.access_log:
                 ms = (time.perf_counter() - start) * 1000
@@ -92,10 +95,28 @@ class Outer:
                 sys.stderr.write(f"{client[0]} {method} {target} {status['code'] or '-'} {ms:.1f}ms\n")
                 sys.stderr.flush()
 
+    async def _limited(self, scope: Scope, receive: Receive, send: Send, method: str, path: str,
+                       status: dict[str, int]) -> None:
+        """413 at once for a declared length over the limit; otherwise count what is read and stop past it."""
+        declared = _content_length(scope)
+        if declared is not None and declared > self.max_body:
+            return await _too_large(send)
+        seen = {"bytes": 0}
+
+        async def counted() -> Message:
+            message = await receive()
+            seen["bytes"] += len(message.get("body", b""))
+            if seen["bytes"] > self.max_body:
+                raise BodyTooLarge()
+            return message
+        try:
+            await self._handle(scope, counted, send, method, path)
+        except BodyTooLarge:  # an app that does not answer it itself (login pages, ML Metadata)
+            if not status["code"]:
+                await _too_large(send)
+
     async def _handle(self, scope: Scope, receive: Receive, send: Send, method: str, path: str) -> None:
-        if path == "/_kfp_ci/faults" and self.faults is not None:
-            return await self._control(scope, receive, send, method)
-        fault = self.faults.take(method, path) if self.faults is not None else None
+        fault = self.faults.take(method, path) if self.faults is not None and path != FaultControl.PATH else None
         if fault is None:
             return await self.inner(scope, receive, send)
         if fault.action == "status":
@@ -115,8 +136,27 @@ class Outer:
         await self.inner(scope, receive, swallow)
         await _cut(send)
 
-    async def _control(self, scope: Scope, receive: Receive, send: Send, method: str) -> None:
-        assert self.faults is not None
+class FaultControl:
+    """``POST``/``DELETE /_kfp_ci/faults`` (``--faults``), in front of the API and behind the login emulation: the
+    same authentication as the API; in multi-user mode without login, the caller's ``kubeflow-userid`` header."""
+
+    PATH = "/_kfp_ci/faults"
+
+    def __init__(self, inner: ASGIApp, faults: Faults, *, expire_sessions: Callable[[], None],
+                 require_user: bool) -> None:
+        self.inner = inner
+        self.faults = faults
+        self.expire_sessions = expire_sessions
+        self.require_user = require_user
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] != self.PATH:
+            return await self.inner(scope, receive, send)
+        if self.require_user and not any(k.lower() == b"kubeflow-userid" and v for k, v in scope.get("headers", [])):
+            return await respond(send, Resp(401, {"error": "Unauthenticated: there is no user identity header"}))
+        await self._control(receive, send, scope["method"])
+
+    async def _control(self, receive: Receive, send: Send, method: str) -> None:
         if method == "DELETE":
             self.faults.clear()
             return await respond(send, Resp(200, {}))
@@ -146,6 +186,21 @@ async def _cut(send: Send) -> None:
     await send({"type": "http.response.start", "status": 200,
                 "headers": [(b"content-type", b"application/json"), (b"content-length", b"1000")]})
     await send({"type": "http.response.body", "body": b"{", "more_body": True})
+
+
+def _content_length(scope: Scope) -> int | None:
+    for key, value in scope.get("headers", []):
+        if key.lower() == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None
+
+
+async def _too_large(send: Send) -> None:
+    error = BodyTooLarge()
+    await respond(send, Resp(413, {"error": error.message, "code": error.code, "message": error.message}))
 
 
 class _DropIncomplete(logging.Filter):

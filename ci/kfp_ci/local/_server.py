@@ -38,7 +38,7 @@ class LocalServer:
         from kfp_ci.local._compat import Compat
         from kfp_ci.local._executor import Executor
         from kfp_ci.local._model import Model
-        from kfp_ci.local._outer import Faults, Outer
+        from kfp_ci.local._outer import FaultControl, Faults, Outer
         from kfp_ci.local._scheduler import Scheduler
         from kfp_ci.local._store import Store
 
@@ -56,10 +56,13 @@ class LocalServer:
 
             from kfp_ci.local._mlmd import mlmd_routes
 
-            routes = list(mlmd_routes(store))
+            routes = list(mlmd_routes(store, _run_reader(model) if opts.multi_user else None))
             prefixed = [Route("/pipeline" + r.path, r.endpoint, methods=sorted(r.methods or ()))
                         for r in routes if isinstance(r, Route)]
             app = Router(routes=[*routes, *prefixed], default=app)
+        faults = Faults() if opts.faults else None
+        if faults is not None:  # behind the login emulation: the same authentication as the API
+            app = FaultControl(app, faults, expire_sessions=self.expire_sessions, require_user=opts.multi_user)
         self._login: Any = None
         if opts.auth != "none" and not has_module("kfp_ci.local._login"):
             log.warning("--auth %s needs the login emulation (kfp_ci.local._login), which is missing: serving "
@@ -69,7 +72,6 @@ class LocalServer:
             self._login = _login
             app = _login.wrap_login(app, opts)
         self._login_app = app
-        faults = Faults() if opts.faults else None
         outer = Outer(app, faults=faults, access_log=opts.access_log, expire_sessions=self.expire_sessions)
         scheduler = Scheduler(store, model.fire)
         self._store = store
@@ -205,6 +207,22 @@ class LocalServer:
     def scheduler_tick(self) -> None:
         """Fire due recurring runs now (tests)."""
         self._parts["scheduler"].run_due(time.time())
+
+
+def _run_reader(model: Any) -> Any:
+    """``can_read(user, run_id)`` for ML Metadata: the run exists and is in one of the user's namespaces."""
+    from kfp_ci.local._http import HttpError
+
+    def can_read(user: str | None, run_id: str) -> bool:
+        run = model.store.get("run", run_id)
+        if run is None:
+            return False
+        try:
+            model.authorize(user, run.get("_ns", ""))
+        except HttpError:
+            return False
+        return True
+    return can_read
 
 
 def has_module(name: str) -> bool:

@@ -14,7 +14,7 @@ from kfp_ci.local._http import HttpError, Req, Resp, Router, bad
 from kfp_ci.local._http import resp as _resp
 from kfp_ci.local._lists import list_page
 from kfp_ci.local._model import Model
-from kfp_ci.local._packages import read_package, spec_parameters
+from kfp_ci.local._packages import load_bounded, read_package, spec_parameters
 from kfp_ci.local._store import Record
 
 P = "/apis/v1beta1"
@@ -296,7 +296,7 @@ class V1(Handlers):
                     inline = json.loads(spec[key]) if isinstance(spec[key], str) else spec[key]
                 except ValueError:
                     try:
-                        inline = next(iter(load_docs(spec[key])), None)
+                        inline = next(iter(load_bounded(spec[key], "gateway")), None)
                     except yaml.YAMLError:
                         raise bad(f"pipeline_spec.{key} is neither JSON nor YAML") from None
         params: dict[str, Any] = {}

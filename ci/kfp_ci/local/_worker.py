@@ -3,7 +3,9 @@
 Reads ``RUN_DIR/pipeline.yaml`` (compiled IR) and ``RUN_DIR/params.json``, runs the pipeline with
 ``kfp.local`` and ``SubprocessRunner(use_venv=False)``, and writes ``RUN_DIR/result.json``:
 ``{"ok": bool, "error": str, "tasks": [{name, state, start, end, error}], "artifacts": [...]}``.
-Started in its own session so the server can kill it and every task process it spawned at once.
+Started in its own session so the server can kill it and every task process it spawned at once. The optional
+second argument is the read end of the server's lifeline pipe: when it closes (the server died, even by SIGKILL),
+the worker kills its own process group, so no task goes on running for a server that is gone.
 """
 
 from __future__ import annotations
@@ -130,5 +132,24 @@ def _flush(run_dir: Path, result: dict[str, Any]) -> None:
         tmp.replace(run_dir / "result.json")
 
 
+def watch_lifeline(fd: int) -> None:
+    """Kill this process group once ``fd`` (the server's lifeline pipe) reads end-of-file."""
+    import os
+    import signal
+    import threading
+
+    def watch() -> None:
+        try:
+            while os.read(fd, 1):
+                pass
+        except OSError:
+            pass
+        os.killpg(os.getpgrp(), signal.SIGKILL)
+
+    threading.Thread(target=watch, name="kfp-ci-lifeline", daemon=True).start()
+
+
 if __name__ == "__main__":
+    if len(sys.argv) > 2:
+        watch_lifeline(int(sys.argv[2]))
     sys.exit(main(Path(sys.argv[1])))
