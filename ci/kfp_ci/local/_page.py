@@ -189,7 +189,7 @@ class _View:
                       "No runs yet.")
 
     def recurring_table(self, names: dict[str, str], vnames: dict[str, str]) -> str:
-        from kfp_ci.local._scheduler import next_after
+        from kfp_ci.local._scheduler import describe_next, next_after
 
         rows = []
         for rec in reversed(self.records("recurring")):
@@ -198,17 +198,19 @@ class _View:
             target = vnames.get(rec.get("version_id") or "", "latest version") if rec.get("pipeline_id") \
                 else "(inline)"
             upcoming: list[str] = []
-            if rec.get("enabled"):
-                after = max(self.now, float(rec.get("cursor") or 0))
+            when_next = describe_next(rec, self.now)
+            if when_next is not None:
+                upcoming.append(ts(when_next) or "")
                 try:
-                    for _ in range(3):
+                    after = when_next
+                    for _ in range(2):
                         after = next_after(trig, after)
                         end = trig.get("end")
                         if after == float("inf") or (end and after > float(end)):
                             break
                         upcoming.append(ts(after) or "")
                 except (ValueError, TypeError, OverflowError):
-                    upcoming = []
+                    pass
             status = "enabled" if rec.get("enabled") else "disabled"
             if rec.get("error"):
                 status += f": {_first_line(str(rec['error']))}"
