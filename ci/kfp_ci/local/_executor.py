@@ -21,6 +21,7 @@ from typing import Any
 import yaml
 
 from kfp_ci._yaml import dump_yaml, load_docs
+from kfp_ci.local import _argo
 from kfp_ci.local._store import Record, Store, now
 
 TERMINAL = ("SUCCEEDED", "FAILED", "CANCELED", "SKIPPED")
@@ -49,9 +50,8 @@ def package_problem(content: bytes) -> str:
     if not docs or not isinstance(docs[0], dict):
         return "the pipeline package is empty"
     first = docs[0]
-    if str(first.get("apiVersion", "")).startswith("argoproj.io") or first.get("kind") == "Workflow":
-        return ("the pipeline package is a KFP v1 Argo workflow; the embedded server executes only KFP v2 IR "
-                "(compile with kfp 2.x)")
+    if _argo.is_workflow(first):  # KFP v1 (kfp 1.8): interpreted by _argo
+        return _argo.problem(first)
     if "root" not in first or "deploymentSpec" not in first:
         return "the pipeline package is not compiled KFP v2 IR (no 'root' or 'deploymentSpec')"
     return ""
@@ -219,8 +219,9 @@ class Executor:
             with self._lock:
                 if self._closing or cancel.is_set():
                     return self._stopped(run_id)
+                worker = "kfp_ci.local._argo" if _argo.is_workflow(first) else "kfp_ci.local._worker"
                 proc = subprocess.Popen(
-                    [sys.executable, "-m", "kfp_ci.local._worker", str(run_dir)],
+                    [sys.executable, "-m", worker, str(run_dir)],
                     cwd=run_dir, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                     env=env, start_new_session=True,
                 )

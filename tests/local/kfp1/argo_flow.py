@@ -1,0 +1,103 @@
+"""Run by the kfp 1.8 venv's Python: kfp 1.8 pipelines compiled to Argo, run on HOST with the kfp 1.8 client.
+
+Usage: python argo_flow.py HOST WORKDIR NAME...  Prints one JSON line: {name: {status, error, nodes, params}}.
+Pipelines: ``cond-loop`` (an exit handler, a condition, a loop over static items, an artifact, a ContainerOp
+whose command runs on the host), ``fails`` (a component that raises), ``unrunnable`` (what the host cannot do).
+"""
+
+import json
+import sys
+from typing import NamedTuple
+
+import kfp
+from kfp import compiler, dsl
+from kfp.components import InputPath, OutputPath, create_component_from_func
+
+
+def produce(n: int, rows_path: OutputPath(str)) -> NamedTuple("Outputs", [("total", int), ("size", str)]):
+    with open(rows_path, "w") as f:
+        f.write("\n".join("row-%d" % i for i in range(n)))
+    return (n * 10, "big" if n > 2 else "small")
+
+
+def consume(rows_path: InputPath(str), item: str, mlpipeline_metrics_path: OutputPath("Metrics")) -> str:
+    import json
+    rows = open(rows_path).read().splitlines()
+    json.dump({"metrics": [{"name": "rows-" + item, "numberValue": len(rows)}]}, open(mlpipeline_metrics_path, "w"))
+    return "%s:%d" % (item, len(rows))
+
+
+def explode(reason: str):
+    raise ValueError("the model diverged: " + reason)
+
+
+def goodbye(status: str):
+    print("pipeline finished:", status)
+
+
+produce_op = create_component_from_func(produce, base_image="python:3.9")
+consume_op = create_component_from_func(consume, base_image="python:3.9")
+explode_op = create_component_from_func(explode, base_image="python:3.9")
+goodbye_op = create_component_from_func(goodbye, base_image="python:3.9")
+
+
+@dsl.pipeline(name="cond-loop")
+def cond_loop(n: int = 3):
+    bye = goodbye_op("{{workflow.status}}")
+    with dsl.ExitHandler(bye):
+        p = produce_op(n)
+        with dsl.Condition(p.outputs["size"] == "big"):
+            with dsl.ParallelFor(["a", "b", "c"]) as item:
+                consume_op(p.outputs["rows"], item)
+        with dsl.Condition(p.outputs["total"] < 5):
+            explode_op("never: the condition is false")
+        count = dsl.ContainerOp(name="count-rows", image="busybox",
+                                command=["sh", "-c", "printf '%s\\n' \"$0\" | wc -l | tr -d ' ' > /tmp/count.txt",
+                                         p.outputs["rows"]],
+                                file_outputs={"count": "/tmp/count.txt"})
+        count.after(p)
+
+
+@dsl.pipeline(name="fails")
+def fails(reason: str = "loss is NaN"):
+    p = produce_op(1)
+    e = explode_op(reason)
+    e.after(p)
+    after = produce_op(2)
+    after.after(e)
+
+
+@dsl.pipeline(name="unrunnable")
+def unrunnable():
+    dsl.ContainerOp(name="mounts", image="busybox", command=["ls", "/data"],
+                    pvolumes={"/data": dsl.PipelineVolume(pvc="my-claim")})
+    dsl.ContainerOp(name="entrypoint", image="my-registry/trainer:1")
+    dsl.ContainerOp(name="image-tool", image="google/cloud-sdk", command=["gsutil-not-on-this-host", "ls"])
+    produce_op(1).set_gpu_limit(1)
+    dsl.ContainerOp(name="with-sidecar", image="busybox", command=["true"],
+                    sidecars=[dsl.Sidecar("cache", "redis")])
+
+
+PIPELINES = {"cond-loop": (cond_loop, {"n": 3}), "fails": (fails, {}), "unrunnable": (unrunnable, {})}
+
+
+def main(host, workdir, names):
+    client = kfp.Client(host=host)
+    experiment = client.create_experiment("argo")
+    out = {}
+    for name in names:
+        func, params = PIPELINES[name]
+        package = "%s/%s.yaml" % (workdir, name)
+        compiler.Compiler().compile(func, package)
+        pipe = client.upload_pipeline(package, pipeline_name=name)
+        run = client.run_pipeline(experiment.id, name + "-run", pipeline_id=pipe.id, params=params)
+        done = client.wait_for_run_completion(run.id, timeout=120)
+        detail = client.get_run(run.id)
+        manifest = json.loads(detail.pipeline_runtime.workflow_manifest or "{}")
+        out[name] = {"status": done.run.status, "error": done.run.error, "run_id": run.id,
+                     "nodes": (manifest.get("status") or {}).get("nodes") or {}}
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2], sys.argv[3:])
