@@ -274,8 +274,9 @@ class Interpreter:
         exit_template = self.spec.get("onExit")
         if exit_template:
             status = "Succeeded" if ok else "Failed"
-            handler = self.run_template(str(exit_template), node_name=f"{self.name}.onExit", display=f"{self.name}.onExit",
-                                        parent=None, boundary="", arguments={},
+            exit_name = f"{self.name}.onExit"
+            handler = self.run_template(str(exit_template), node_name=exit_name, display=exit_name, parent=None,
+                                        boundary="", arguments={},
                                         scope={"workflow.status": status, "workflow.failures": "[]"})
             if handler.phase != "Succeeded" and ok:
                 ok, error = False, f"exit handler: {self._first_failure(handler.record)}"

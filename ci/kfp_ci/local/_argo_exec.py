@@ -70,7 +70,8 @@ def unsupported(template: Mapping[str, Any], spec: Mapping[str, Any]) -> str:
             return (f"template {name} reads env {env.get('name')} from a Kubernetes secret, config map or field; "
                     "the local runner has none (use a pipeline parameter)")
     if container.get("envFrom"):
-        return f"template {name} takes its environment from a Kubernetes secret or config map; the local runner has none"
+        return (f"template {name} takes its environment from a Kubernetes secret or config map; "
+                "the local runner has none")
     if not container.get("command"):
         image = container.get("image", "?")
         return (f"template {name} has no command: it runs the entrypoint of image {image}, and {NOT_PULLED} "

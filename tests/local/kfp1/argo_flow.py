@@ -16,7 +16,7 @@ from kfp.components import InputPath, OutputPath, create_component_from_func
 
 def produce(n: int, rows_path: OutputPath(str)) -> NamedTuple("Outputs", [("total", int), ("size", str)]):
     with open(rows_path, "w") as f:
-        f.write("\n".join("row-%d" % i for i in range(n)))
+        f.write("\n".join(f"row-{i}" for i in range(n)))
     return (n * 10, "big" if n > 2 else "small")
 
 
@@ -24,7 +24,7 @@ def consume(rows_path: InputPath(str), item: str, mlpipeline_metrics_path: Outpu
     import json
     rows = open(rows_path).read().splitlines()
     json.dump({"metrics": [{"name": "rows-" + item, "numberValue": len(rows)}]}, open(mlpipeline_metrics_path, "w"))
-    return "%s:%d" % (item, len(rows))
+    return f"{item}:{len(rows)}"
 
 
 def explode(reason: str):
@@ -87,7 +87,7 @@ def main(host, workdir, names):
     out = {}
     for name in names:
         func, params = PIPELINES[name]
-        package = "%s/%s.yaml" % (workdir, name)
+        package = f"{workdir}/{name}.yaml"
         compiler.Compiler().compile(func, package)
         pipe = client.upload_pipeline(package, pipeline_name=name)
         run = client.run_pipeline(experiment.id, name + "-run", pipeline_id=pipe.id, params=params)
