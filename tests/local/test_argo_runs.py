@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+import yaml
 
+from .test_api import V1
 from .test_kfp1_client import kfp1_python
 
 pytestmark = [pytest.mark.kfp1, pytest.mark.slow]
@@ -32,7 +36,13 @@ def _tasks(srv: Any, run_id: str) -> dict[str, dict[str, Any]]:
 def test_a_kfp1_pipeline_with_a_condition_a_loop_and_an_artifact_succeeds(kfp_server: Callable[..., Any],
                                                                           tmp_path: Path) -> None:
     srv = kfp_server(compat="1.8", execute=True)
-    out = _flow(srv, tmp_path, "cond-loop")["cond-loop"]
+    both = _flow(srv, tmp_path, "cond-loop", "fan-out")
+    fan_out = both["fan-out"]
+    assert fan_out["status"] == "Succeeded", fan_out
+    reports = sorted(Path(a["path"]).read_text() for t in _tasks(srv, fan_out["run_id"]).values()
+                     if t["display_name"] == "report" for a in t["outputs"]["artifacts"])
+    assert reports == ["shard-0=0", "shard-1=1", "shard-2=4"]  # a loop over a task's output list (withParam)
+    out = both["cond-loop"]
     assert out["status"] == "Succeeded", out
     tasks = _tasks(srv, out["run_id"])
     by_display: dict[str, list[dict[str, Any]]] = {}
@@ -95,3 +105,90 @@ def test_what_the_host_cannot_run_fails_its_task_with_one_clear_message(kfp_serv
     assert "needs nvidia.com/gpu" in errors["produce"]
     assert "has sidecars (cache)" in errors["with-sidecar"]
     assert all(e.startswith("cannot run locally: ") and "\n" not in e for e in errors.values()), errors
+
+
+def _compile(tmp_path: Path, *names: str) -> dict[str, str]:
+    done = subprocess.run([str(kfp1_python()), str(FLOW), "compile", str(tmp_path), *names],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return {name: json.dumps(yaml.safe_load((tmp_path / f"{name}.yaml").read_text())) for name in names}
+
+
+def _start(url: str, manifest: str, name: str) -> str:
+    body = {"name": name, "pipeline_spec": {"workflow_manifest": manifest}}
+    response = httpx.post(f"{url}{V1}/runs", json=body)
+    assert response.status_code == 200, response.text
+    return str(response.json()["run"]["id"])
+
+
+def _wait(url: str, run_id: str, states: tuple[str, ...], timeout: float = 60) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        run: dict[str, Any] = httpx.get(f"{url}{V1}/runs/{run_id}").json()["run"]
+        if run.get("status") in states or time.monotonic() > deadline:
+            return run
+        time.sleep(0.1)
+
+
+def _alive(marker: str) -> list[int]:
+    """Processes whose command line mentions ``marker``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+                state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+            except OSError:
+                continue
+            if marker in cmd and state not in ("Z", "X"):
+                found.append(int(entry.name))
+    return found
+
+
+def test_terminate_and_retry_a_kfp1_run(kfp_server: Callable[..., Any], tmp_path: Path) -> None:
+    srv = kfp_server(compat="1.8", execute=True)
+    manifests = _compile(tmp_path, "sleepy", "fails")
+    run_id = _start(srv.url, manifests["sleepy"], "nap")
+    deadline = time.monotonic() + 30
+    task_dir = srv.store.data_dir / "runs" / run_id / "tasks"
+    while not _alive(str(task_dir)) and time.monotonic() < deadline:  # the sleeping task's program runs
+        time.sleep(0.1)
+    assert _alive(str(task_dir)), "the task process should be running"
+    assert httpx.post(f"{srv.url}{V1}/runs/{run_id}/terminate").status_code == 200
+    assert _wait(srv.url, run_id, ("Failed", "Succeeded"))["status"] == "Failed"  # KFP 1.x shows CANCELED so
+    record = srv.store.get("run", run_id)
+    assert record["state"] == "CANCELED"
+    nap = [t for t in record["tasks"] if t["display_name"] == "nap"]
+    assert (nap[0]["state"], nap[0]["phase"]) == ("CANCELED", "Failed")
+    time.sleep(0.3)
+    assert not _alive(str(task_dir)), "terminate kills the task processes too"
+    # retry: a failed v1 run runs again under the same id, and fails again the same way
+    failed_id = _start(srv.url, manifests["fails"], "fails")
+    first = _wait(srv.url, failed_id, ("Failed", "Succeeded"))
+    assert first["status"] == "Failed" and "ValueError: the model diverged: loss is NaN" in first["error"]
+    assert httpx.post(f"{srv.url}{V1}/runs/{failed_id}/retry").status_code == 200
+    again = _wait(srv.url, failed_id, ("Failed", "Succeeded"))
+    assert again["status"] == "Failed" and "ValueError: the model diverged: loss is NaN" in again["error"]
+
+
+@pytest.mark.parametrize("compat", ["1.8", "2.17"])
+def test_no_execute_runs_nothing_and_claims_no_task(kfp_server: Callable[..., Any], tmp_path: Path,
+                                                    pipelines: dict[str, Path], compat: str) -> None:
+    """--no-execute, v1 and v2 alike: the run ends SUCCEEDED after --run-delay (the flag's contract, which CI
+    doubles rely on) but no task is recorded as run and the record says it was not executed."""
+    srv = kfp_server(compat=compat, execute=False, run_delay=0.0)
+    run_id = _start(srv.url, _compile(tmp_path, "fails")["fails"], "not-run")
+    assert _wait(srv.url, run_id, ("Succeeded", "Failed"))["status"] == "Succeeded"
+    record = srv.store.get("run", run_id)
+    assert record["tasks"] == [] and record["executed"] is False
+    assert not (srv.store.data_dir / "runs" / run_id).exists()
+    detail = httpx.get(f"{srv.url}{V1}/runs/{run_id}").json()
+    assert json.loads(detail["pipeline_runtime"]["workflow_manifest"])["status"].get("nodes", {}) == {}
+    if compat == "2.17":
+        ir = yaml.safe_load(pipelines["always-fails"].read_text())
+        v2 = httpx.post(f"{srv.url}/apis/v2beta1/runs", json={"display_name": "v2", "pipeline_spec": ir}).json()
+        deadline = time.monotonic() + 10
+        while srv.store.get("run", v2["run_id"])["state"] != "SUCCEEDED" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        v2_record = srv.store.get("run", v2["run_id"])
+        assert (v2_record["state"], v2_record["tasks"], v2_record["executed"]) == ("SUCCEEDED", [], False)

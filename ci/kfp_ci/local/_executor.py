@@ -144,7 +144,8 @@ class Executor:
                     return
                 _, _, run_id, state = heapq.heappop(self._due)
             try:
-                self._transition(run_id, state)
+                # nothing ran: the record says so (``executed: false``), and no task claims to have run
+                self._transition(run_id, state, **({"executed": False} if state == "SUCCEEDED" else {}))
             except sqlite3.ProgrammingError:  # the store is closed: the server is stopping
                 return
 
@@ -175,6 +176,8 @@ class Executor:
                 for task in r.get("tasks", []):
                     if task.get("state") == "RUNNING":
                         task.update(state="CANCELED", end=now())
+                        if "phase" in task:  # an Argo node (_argo): terminated as Argo marks it
+                            task.update(phase="Failed", message="terminated")
                 set_state(r, "CANCELED")
         self.store.update("run", run_id, change)
 

@@ -1,8 +1,10 @@
 """Run by the kfp 1.8 venv's Python: kfp 1.8 pipelines compiled to Argo, run on HOST with the kfp 1.8 client.
 
-Usage: python argo_flow.py HOST WORKDIR NAME...  Prints one JSON line: {name: {status, error, nodes, params}}.
+Usage: python argo_flow.py HOST WORKDIR NAME...  Prints one JSON line: {name: {status, error, run_id, nodes}}.
+       python argo_flow.py compile WORKDIR NAME...  Only compiles, to WORKDIR/NAME.yaml.
 Pipelines: ``cond-loop`` (an exit handler, a condition, a loop over static items, an artifact, a ContainerOp
-whose command runs on the host), ``fails`` (a component that raises), ``unrunnable`` (what the host cannot do).
+whose command runs on the host), ``fails`` (a component that raises), ``unrunnable`` (what the host cannot do),
+``sleepy`` (a task that sleeps, to be terminated), ``fan-out`` (a loop over a task's output list).
 """
 
 import json
@@ -31,6 +33,19 @@ def explode(reason: str):
     raise ValueError("the model diverged: " + reason)
 
 
+def nap(seconds: float):
+    import time
+    time.sleep(seconds)
+
+
+def shards(n: int) -> list:
+    return [{"index": i, "label": f"shard-{i}"} for i in range(n)]
+
+
+def report(index: int, label: str) -> str:
+    return f"{label}={index * index}"
+
+
 def goodbye(status: str):
     print("pipeline finished:", status)
 
@@ -39,6 +54,9 @@ produce_op = create_component_from_func(produce, base_image="python:3.9")
 consume_op = create_component_from_func(consume, base_image="python:3.9")
 explode_op = create_component_from_func(explode, base_image="python:3.9")
 goodbye_op = create_component_from_func(goodbye, base_image="python:3.9")
+nap_op = create_component_from_func(nap, base_image="python:3.9")
+shards_op = create_component_from_func(shards, base_image="python:3.9")
+report_op = create_component_from_func(report, base_image="python:3.9")
 
 
 @dsl.pipeline(name="cond-loop")
@@ -78,7 +96,19 @@ def unrunnable():
                     sidecars=[dsl.Sidecar("cache", "redis")])
 
 
-PIPELINES = {"cond-loop": (cond_loop, {"n": 3}), "fails": (fails, {}), "unrunnable": (unrunnable, {})}
+@dsl.pipeline(name="sleepy")
+def sleepy(seconds: float = 60.0):
+    nap_op(seconds)
+
+
+@dsl.pipeline(name="fan-out")
+def fan_out(n: int = 3):
+    with dsl.ParallelFor(shards_op(n).output) as shard:
+        report_op(shard.index, shard.label)
+
+
+PIPELINES = {"cond-loop": (cond_loop, {"n": 3}), "fails": (fails, {}), "unrunnable": (unrunnable, {}),
+             "sleepy": (sleepy, {}), "fan-out": (fan_out, {"n": 3})}
 
 
 def main(host, workdir, names):
@@ -100,4 +130,8 @@ def main(host, workdir, names):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2], sys.argv[3:])
+    if sys.argv[1] == "compile":
+        for name in sys.argv[3:]:
+            compiler.Compiler().compile(PIPELINES[name][0], f"{sys.argv[2]}/{name}.yaml")
+    else:
+        main(sys.argv[1], sys.argv[2], sys.argv[3:])
