@@ -62,6 +62,11 @@ def test_a_kfp1_pipeline_with_a_condition_a_loop_and_an_artifact_succeeds(kfp_se
     metrics = {k: v for a in srv.store.run_artifacts(out["run_id"]) if a["type"] == "system.Metrics"
                for k, v in a["metadata"].items()}
     assert metrics == {"rows-a": 3, "rows-b": 3, "rows-c": 3}
+    # ... and KFP 1.x's run.metrics, which `kfp-ci gate` reads on v1
+    consume_ids = {c["node_id"] for c in consumes}
+    assert sorted((m["name"], m["number_value"]) for m in out["metrics"]) == [("rows-a", 3), ("rows-b", 3),
+                                                                             ("rows-c", 3)]
+    assert {m["node_id"] for m in out["metrics"]} == consume_ids
     # the false condition is Skipped, its task never ran
     skipped = [t for t in tasks.values() if t["phase"] == "Skipped"]
     assert len(skipped) == 1 and "evaluated false" in skipped[0]["message"] and "explode" not in by_display
@@ -91,6 +96,10 @@ def test_a_kfp1_pipeline_built_to_fail_ends_failed_with_its_exception(kfp_server
     # the task after the failed one never ran (Argo stops scheduling after a failure)
     assert "produce-2" not in {t["display_name"] for t in tasks.values()}
     assert [t["phase"] for t in tasks.values() if t["display_name"] == "produce"] == ["Succeeded"]
+    # the exit handler still ran, and saw the failure
+    handler = [t for t in tasks.values() if t["node_name"].endswith(".onExit")]
+    assert handler[0]["phase"] == "Succeeded"
+    assert "pipeline finished: Failed" in Path(handler[0]["log"]).read_text()
 
 
 def test_what_the_host_cannot_run_fails_its_task_with_one_clear_message(kfp_server: Callable[..., Any],
@@ -104,6 +113,7 @@ def test_what_the_host_cannot_run_fails_its_task_with_one_clear_message(kfp_serv
     assert "'gsutil-not-on-this-host' is not on this host: it needs the image google/cloud-sdk" in errors["image-tool"]
     assert "needs nvidia.com/gpu" in errors["produce"]
     assert "has sidecars (cache)" in errors["with-sidecar"]
+    assert "package kfp-ci-no-such-package is not installed where kfp-ci serve runs" in errors["goodbye"]
     assert all(e.startswith("cannot run locally: ") and "\n" not in e for e in errors.values()), errors
 
 

@@ -2,7 +2,9 @@
 
 ``python -m kfp_ci.local._argo RUN_DIR`` is the run's worker (the executor starts it instead of ``_worker`` for an
 Argo package): it reads ``pipeline.yaml`` and ``params.json`` and writes ``result.json`` in ``_worker``'s format,
-``{"ok", "error", "tasks": [...], "artifacts": [...]}``, after every change.
+``{"ok", "error", "tasks": [...], "artifacts": [...]}``, after every change, plus ``"metrics"``: the
+``mlpipeline-metrics`` of the tasks as KFP 1.x reports them in ``run.metrics`` (``{name, node_id, number_value,
+format}``).
 
 What runs: the entrypoint DAG and its tasks in dependency order (independent tasks in parallel), template input
 parameters and artifacts, output parameters (``valueFrom.path``) and artifacts passed as files, ``when``
@@ -39,6 +41,7 @@ _ARGO_PREFIXES = ("inputs.", "outputs.", "tasks.", "steps.", "item", "workflow."
 _PHASE_STATE = {"Running": "RUNNING", "Succeeded": "SUCCEEDED", "Failed": "FAILED", "Error": "FAILED",
                 "Skipped": "SKIPPED", "Omitted": "SKIPPED", "Pending": "PENDING"}
 _DONE = ("Succeeded", "Failed", "Error", "Skipped", "Omitted")
+_METRIC_NAME = re.compile(r"[a-z]([-a-z0-9]{0,62}[a-z0-9])?")
 
 
 def is_workflow(doc: Any) -> bool:
@@ -219,6 +222,7 @@ class Interpreter:
         self.flush = flush
         self.records: list[dict[str, Any]] = []
         self.artifacts: list[dict[str, Any]] = []
+        self.metrics: list[dict[str, Any]] = []
         self.lock = threading.RLock()
         self.bin_dir = _argo_exec.shim_dir(run_dir, sys.executable)
         self.slots = threading.Semaphore(parallelism or max(2, os.cpu_count() or 2))
@@ -416,8 +420,10 @@ class Interpreter:
                 try:
                     data = json.loads(path.read_text(encoding="utf-8"))
                     for m in data.get("metrics") or []:
-                        if isinstance(m, dict) and "name" in m and isinstance(m.get("numberValue"), (int, float)):
-                            metadata[str(m["name"])] = m["numberValue"]
+                        value = m.get("numberValue") if isinstance(m, dict) else None
+                        if isinstance(value, (int, float)) and not isinstance(value, bool) and "name" in m:
+                            metadata[str(m["name"])] = value
+                            self._metric(record, str(m["name"]), float(value), m.get("format"))
                 except (OSError, ValueError, AttributeError):
                     pass
             found.append({"task": task, "name": name, "type": kind, "uri": path.as_uri(), "metadata": metadata,
@@ -427,6 +433,19 @@ class Interpreter:
                           "parameters": dict(outcome.parameters)})
         with self.lock:
             self.artifacts.extend(found)
+
+    def _metric(self, record: dict[str, Any], name: str, value: float, fmt: Any) -> None:
+        """A run metric as KFP 1.x's persistence agent reports ``mlpipeline-metrics`` (at most 50 per node, names
+        as its API accepts them)."""
+        if not _METRIC_NAME.fullmatch(name):
+            return
+        with self.lock:
+            if sum(1 for m in self.metrics if m["node_id"] == record["node_id"]) >= 50:
+                return
+            entry: dict[str, Any] = {"name": name, "node_id": record["node_id"], "number_value": value}
+            if str(fmt or "").upper() in ("RAW", "PERCENTAGE"):
+                entry["format"] = str(fmt).upper()
+            self.metrics.append(entry)
 
     # ---------------------------------------------------------------------------------------------- dag
     def _run_dag(self, template: Mapping[str, Any], node: Node, scope: dict[str, str],
@@ -608,7 +627,8 @@ def _dependencies(task: Mapping[str, Any]) -> list[str]:
 def main(run_dir: Path) -> int:
     tasks: list[dict[str, Any]] = []
     artifacts: list[dict[str, Any]] = []
-    result: dict[str, Any] = {"ok": False, "error": "", "tasks": tasks, "artifacts": artifacts}
+    metrics: list[dict[str, Any]] = []
+    result: dict[str, Any] = {"ok": False, "error": "", "tasks": tasks, "artifacts": artifacts, "metrics": metrics}
     lock = threading.Lock()
 
     def flush() -> None:
@@ -627,6 +647,7 @@ def main(run_dir: Path) -> int:
         interpreter = Interpreter(doc, params, run_dir, flush)
         interpreter.records = tasks
         interpreter.artifacts = artifacts
+        interpreter.metrics = metrics
         ok, error = interpreter.run()
         result.update(ok=ok, error=error)
     except BaseException as exc:  # everything becomes the run's error

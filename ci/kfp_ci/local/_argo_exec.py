@@ -24,6 +24,7 @@ NOT_PULLED = "kfp-ci serve does not pull images; the container's command runs on
 _SCHEDULING_RESOURCES = ("cpu", "memory", "ephemeral-storage")
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07")
 _PYTHONS = ("python", "python3")
+_NO_PACKAGE = re.compile(r"No matching distribution found for (\S+)")
 
 
 @dataclass
@@ -229,6 +230,11 @@ def _failure(log_path: Path, code: int, pmap: PathMap, container: Mapping[str, A
     except OSError:
         lines = []
     lines = [x for x in lines if x.strip()]
+    for line in lines:
+        missing = _NO_PACKAGE.search(line)
+        if missing:
+            return (f"cannot run locally: package {missing.group(1)} is not installed where kfp-ci serve runs, and "
+                    "the local runner installs no packages (install the component's packages_to_install there)")
     message = ""
     starts = [i for i, x in enumerate(lines) if x.startswith("Traceback (most recent call last)")]
     if starts:

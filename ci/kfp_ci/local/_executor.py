@@ -242,10 +242,11 @@ class Executor:
         if cancel.is_set():
             return self._stopped(run_id)
         self.store.set_run_artifacts(run_id, [dict(a, run_id=run_id) for a in result.get("artifacts", [])])
+        reported = {"metrics": result["metrics"]} if result.get("metrics") else {}  # KFP v1 run.metrics (_argo)
         if result.get("ok") and proc.returncode == 0:
-            return self._transition(run_id, "SUCCEEDED")
+            return self._transition(run_id, "SUCCEEDED", **reported)
         error = result.get("error") or f"the run worker exited with code {proc.returncode}"
-        self._transition(run_id, "FAILED", f"{error} (logs: {run_dir / 'log.txt'})")
+        self._transition(run_id, "FAILED", f"{error} (logs: {run_dir / 'log.txt'})", **reported)
 
     def _sync_tasks(self, run_id: str, run_dir: Path, result: dict[str, Any] | None = None) -> None:
         result = result if result is not None else _read_result(run_dir)

@@ -78,11 +78,12 @@ def cond_loop(n: int = 3):
 
 @dsl.pipeline(name="fails")
 def fails(reason: str = "loss is NaN"):
-    p = produce_op(1)
-    e = explode_op(reason)
-    e.after(p)
-    after = produce_op(2)
-    after.after(e)
+    with dsl.ExitHandler(goodbye_op("{{workflow.status}}")):
+        p = produce_op(1)
+        e = explode_op(reason)
+        e.after(p)
+        after = produce_op(2)
+        after.after(e)
 
 
 @dsl.pipeline(name="unrunnable")
@@ -94,6 +95,8 @@ def unrunnable():
     produce_op(1).set_gpu_limit(1)
     dsl.ContainerOp(name="with-sidecar", image="busybox", command=["true"],
                     sidecars=[dsl.Sidecar("cache", "redis")])
+    needs_op = create_component_from_func(goodbye, packages_to_install=["kfp-ci-no-such-package"])
+    needs_op("-")
 
 
 @dsl.pipeline(name="sleepy")
@@ -124,7 +127,9 @@ def main(host, workdir, names):
         done = client.wait_for_run_completion(run.id, timeout=120)
         detail = client.get_run(run.id)
         manifest = json.loads(detail.pipeline_runtime.workflow_manifest or "{}")
-        out[name] = {"status": done.run.status, "error": done.run.error, "run_id": run.id,
+        metrics = [{"name": m.name, "node_id": m.node_id, "number_value": m.number_value}
+                   for m in detail.run.metrics or []]
+        out[name] = {"status": done.run.status, "error": done.run.error, "run_id": run.id, "metrics": metrics,
                      "nodes": (manifest.get("status") or {}).get("nodes") or {}}
     print(json.dumps(out))
 
