@@ -145,7 +145,8 @@ class Executor:
                 _, _, run_id, state = heapq.heappop(self._due)
             try:
                 # nothing ran: the record says so (``executed: false``), and no task claims to have run
-                self._transition(run_id, state, **({"executed": False} if state == "SUCCEEDED" else {}))
+                extra: dict[str, Any] = {"executed": False} if state == "SUCCEEDED" else {}
+                self._transition(run_id, state, "", **extra)
             except sqlite3.ProgrammingError:  # the store is closed: the server is stopping
                 return
 
