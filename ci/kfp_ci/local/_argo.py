@@ -206,10 +206,11 @@ def _item_label(item: Any) -> str:
 
 
 class Interpreter:
-    """Runs one workflow; every node change is flushed to ``result.json`` (through ``flush``)."""
+    """Runs one workflow. ``result`` (``_worker``'s result.json shape) is filled in place; ``write(text)`` gets it
+    as JSON after every node change (under the interpreter's lock, so no thread changes it meanwhile)."""
 
-    def __init__(self, doc: Mapping[str, Any], params: Mapping[str, Any], run_dir: Path,
-                 flush: Callable[[], None], *, parallelism: int = 0) -> None:
+    def __init__(self, doc: Mapping[str, Any], params: Mapping[str, Any], run_dir: Path, result: dict[str, Any],
+                 write: Callable[[str], None], *, parallelism: int = 0) -> None:
         self.doc = doc
         self.spec: Mapping[str, Any] = doc.get("spec") or {}
         self.templates = {str(t["name"]): t for t in self.spec.get("templates") or [] if isinstance(t, dict)}
@@ -219,10 +220,11 @@ class Interpreter:
         self.name = str(meta.get("name") or f"{meta.get('generateName') or 'workflow-'}{suffix}")
         self.run_dir = run_dir
         self.tasks_dir = run_dir / "tasks"
-        self.flush = flush
-        self.records: list[dict[str, Any]] = []
-        self.artifacts: list[dict[str, Any]] = []
-        self.metrics: list[dict[str, Any]] = []
+        self.result = result
+        self.write = write
+        self.records: list[dict[str, Any]] = result.setdefault("tasks", [])
+        self.artifacts: list[dict[str, Any]] = result.setdefault("artifacts", [])
+        self.metrics: list[dict[str, Any]] = result.setdefault("metrics", [])
         self.lock = threading.RLock()
         self.bin_dir = _argo_exec.shim_dir(run_dir, sys.executable)
         self.slots = threading.Semaphore(parallelism or max(2, os.cpu_count() or 2))
@@ -238,6 +240,10 @@ class Interpreter:
             self.workflow[f"workflow.parameters.{name}"] = value
 
     # ------------------------------------------------------------------------------------------ records
+    def flush(self) -> None:
+        with self.lock:
+            self.write(json.dumps(self.result, default=str))
+
     def _node(self, *, node_name: str, display: str, template: str, kind: str, parent: dict[str, Any] | None,
               boundary: str, phase: str = "Running", message: str = "") -> dict[str, Any]:
         node_id = self.name if node_name == self.name else f"{self.name}-{fnv32a(node_name)}"
@@ -287,13 +293,15 @@ class Interpreter:
         return ok, error
 
     def _first_failure(self, record: dict[str, Any]) -> str:
-        """The error of the first failed Pod (or node) under ``record``: 'task NAME failed: MESSAGE'."""
-        by_id = {r["node_id"]: r for r in self.records}
+        """The error of the first failed leaf node (a task, or a task that could not start) under ``record``:
+        'task NAME failed: MESSAGE'."""
+        with self.lock:
+            by_id = {r["node_id"]: r for r in self.records}
         stack = [record]
         found: dict[str, Any] | None = None
         while stack:
             node = stack.pop(0)
-            if node["phase"] in ("Failed", "Error") and node["type"] == "Pod":
+            if node["phase"] in ("Failed", "Error") and not node["children"]:
                 if found is None or node["end"] < found["end"]:
                     found = node
             stack.extend(by_id[c] for c in node["children"] if c in by_id)
@@ -316,8 +324,10 @@ class Interpreter:
         except WorkflowError as exc:
             self._finish(record, "Error", str(exc))
             return node
-        record["inputs"] = {"parameters": [{"name": k, "value": v} for k, v in params.items()],
-                            "artifacts": [{"name": k, "path": str(v)} for k, v in arts.items() if isinstance(v, Path)]}
+        with self.lock:
+            record["inputs"] = {"parameters": [{"name": k, "value": v} for k, v in params.items()],
+                                "artifacts": [{"name": k, "path": str(v)} for k, v in arts.items()
+                                              if isinstance(v, Path)]}
         local = dict(self.workflow)
         local.update(scope)
         local.update({f"inputs.parameters.{k}": v for k, v in params.items()})
@@ -359,7 +369,8 @@ class Interpreter:
         task_dir = self.tasks_dir / record["node_id"]
         task_dir.mkdir(parents=True, exist_ok=True)
         log_path = task_dir / "log.txt"
-        record["log"] = str(log_path)
+        with self.lock:
+            record["log"] = str(log_path)
         scope = dict(scope, **{"pod.name": record["node_id"]})
         for a in (template.get("inputs") or {}).get("artifacts") or []:
             scope[f"inputs.artifacts.{a['name']}.path"] = str(a.get("path", ""))
@@ -390,8 +401,9 @@ class Interpreter:
         if not outcome.ok:
             return self._finish(record, "Failed", outcome.error)
         node.parameters, node.artifacts = outcome.parameters, outcome.artifacts
-        record["outputs"] = {"parameters": [{"name": k, "value": v} for k, v in outcome.parameters.items()],
-                             "artifacts": [{"name": k, "path": str(v)} for k, v in outcome.artifacts.items()]}
+        with self.lock:
+            record["outputs"] = {"parameters": [{"name": k, "value": v} for k, v in outcome.parameters.items()],
+                                 "artifacts": [{"name": k, "path": str(v)} for k, v in outcome.artifacts.items()]}
         self._describe(record, outcome)
         self._finish(record, "Succeeded")
 
@@ -625,17 +637,13 @@ def _dependencies(task: Mapping[str, Any]) -> list[str]:
 
 # --------------------------------------------------------------------------------------------- worker
 def main(run_dir: Path) -> int:
-    tasks: list[dict[str, Any]] = []
-    artifacts: list[dict[str, Any]] = []
-    metrics: list[dict[str, Any]] = []
-    result: dict[str, Any] = {"ok": False, "error": "", "tasks": tasks, "artifacts": artifacts, "metrics": metrics}
-    lock = threading.Lock()
+    result: dict[str, Any] = {"ok": False, "error": "", "tasks": [], "artifacts": [], "metrics": []}
 
-    def flush() -> None:
-        with lock:
-            tmp = run_dir / "result.json.tmp"
-            tmp.write_text(json.dumps(result, default=str))
-            tmp.replace(run_dir / "result.json")
+    def write(text: str) -> None:
+        tmp = run_dir / "result.json.tmp"
+        tmp.write_text(text)
+        tmp.replace(run_dir / "result.json")
+    interpreter: Interpreter | None = None
     try:
         from kfp_ci._yaml import load_docs
 
@@ -644,17 +652,18 @@ def main(run_dir: Path) -> int:
         reason = problem(doc)
         if reason:
             raise WorkflowError(reason)
-        interpreter = Interpreter(doc, params, run_dir, flush)
-        interpreter.records = tasks
-        interpreter.artifacts = artifacts
-        interpreter.metrics = metrics
+        interpreter = Interpreter(doc, params, run_dir, result, write)
         ok, error = interpreter.run()
-        result.update(ok=ok, error=error)
+        with interpreter.lock:
+            result.update(ok=ok, error=error)
     except BaseException as exc:  # everything becomes the run's error
         traceback.print_exc()
         message = " ".join(str(exc).split()) or type(exc).__name__
         result["error"] = message if isinstance(exc, WorkflowError) else f"{type(exc).__name__}: {message}"
-    flush()
+    if interpreter is not None:
+        interpreter.flush()
+    else:
+        write(json.dumps(result, default=str))
     return 0 if result["ok"] else 1
 
 
