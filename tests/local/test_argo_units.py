@@ -136,3 +136,28 @@ def test_a_workflow_that_cannot_start_fails_the_run(tmp_path: Path, doc_spec: di
 
     doc = {"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow", "spec": doc_spec}
     assert message in package_problem(yaml.safe_dump(doc).encode())
+
+
+def test_a_task_past_its_deadline_is_stopped_with_its_children(tmp_path: Path) -> None:
+    out = _run(tmp_path, [
+        {"name": "main", "dag": {"tasks": [{"name": "stuck", "template": "stuck"}]}},
+        _sh("stuck", "sleep 30 & wait", activeDeadlineSeconds=1),
+    ])
+    assert out["error"] == "task stuck failed: the task ran longer than its timeout (1 s) and was stopped"
+    sleepers = [p for p in Path("/proc").glob("[0-9]*") if _cmdline(p) == "sleep 30"
+                and str(tmp_path) in _environ(p)]
+    assert sleepers == []
+
+
+def _cmdline(proc: Path) -> str:
+    try:
+        return (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
+    except OSError:
+        return ""
+
+
+def _environ(proc: Path) -> str:
+    try:
+        return (proc / "environ").read_bytes().decode(errors="replace")
+    except OSError:
+        return ""

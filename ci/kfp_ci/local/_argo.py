@@ -230,7 +230,9 @@ class Interpreter:
         self.slots = threading.Semaphore(parallelism or max(2, os.cpu_count() or 2))
         self.workflow: dict[str, str] = {"workflow.name": self.name, "workflow.uid": run_id,
                                          "workflow.namespace": str(meta.get("namespace") or "kubeflow"),
-                                         "workflow.serviceAccountName": str(self.spec.get("serviceAccountName", ""))}
+                                         "workflow.serviceAccountName": str(self.spec.get("serviceAccountName", "")),
+                                         "workflow.creationTimestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ",
+                                                                                     time.gmtime())}
         declared = {str(p["name"]): p for p in (self.spec.get("arguments") or {}).get("parameters") or []}
         values = {name: str(p.get("value", "")) for name, p in declared.items()}
         for name, value in params.items():

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import subprocess
 import threading
 from collections.abc import Mapping
@@ -165,14 +166,17 @@ def run_container(template: Mapping[str, Any], *, task_dir: Path, inputs: Mappin
         env[str(item["name"])] = pmap.rewrite(substitute(str(item.get("value", ""))))
     with slots, open(log_path, "wb") as log:
         try:
-            proc = subprocess.run(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=log,
-                                  stderr=subprocess.STDOUT, timeout=timeout, check=False)
-        except subprocess.TimeoutExpired:
-            return Outcome(False, f"the task ran longer than its timeout ({timeout:g} s) and was stopped")
+            proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=log,
+                                    stderr=subprocess.STDOUT)
         except OSError as exc:
-            return Outcome(False, pmap.back(f"cannot start {program!r}: {exc.strerror or exc}"))
-    if proc.returncode != 0:
-        return Outcome(False, _failure(log_path, proc.returncode, pmap, container), proc.returncode)
+            return Outcome(False, pmap.back(f"cannot run locally: cannot start {program!r}: {exc.strerror or exc}"))
+        try:
+            code = proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            _kill_tree(proc)
+            return Outcome(False, f"the task ran longer than its timeout ({timeout:g} s) and was stopped", -9)
+    if code != 0:
+        return Outcome(False, _failure(log_path, code, pmap, container), code)
     outcome = Outcome(True, exit_code=0)
     for param in out_params:
         source = param.get("valueFrom") or {}
@@ -195,6 +199,28 @@ def run_container(template: Mapping[str, Any], *, task_dir: Path, inputs: Mappin
         elif not art.get("optional"):
             return Outcome(False, f"output artifact {art['name']}: the task did not write {art['path']}", 0)
     return outcome
+
+
+def _kill_tree(proc: subprocess.Popen[bytes]) -> None:
+    """Kill ``proc`` and its descendants (the task shares the worker's process group, which terminate kills)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(ppid, []).append(int(entry.name))
+    pending, found = [proc.pid], []
+    while pending:
+        pid = pending.pop()
+        found.append(pid)
+        pending.extend(children.get(pid, []))
+    for pid in found:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+    proc.wait()
 
 
 class _InputMissing(Exception):
