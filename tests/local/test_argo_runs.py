@@ -4,7 +4,9 @@ the kfp 1.8 client, over loopback, with real task processes on the host."""
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -22,7 +24,8 @@ FLOW = Path(__file__).parent / "kfp1" / "argo_flow.py"
 
 
 def _flow(srv: Any, tmp_path: Path, *names: str) -> dict[str, Any]:
-    done = subprocess.run([str(kfp1_python()), str(FLOW), srv.url, str(tmp_path), *names],
+    url = srv if isinstance(srv, str) else srv.url
+    done = subprocess.run([str(kfp1_python()), str(FLOW), url, str(tmp_path), *names],
                           capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stderr[-3000:]
     return dict(json.loads(done.stdout.strip().splitlines()[-1]))
@@ -100,6 +103,29 @@ def test_a_kfp1_pipeline_built_to_fail_ends_failed_with_its_exception(kfp_server
     handler = [t for t in tasks.values() if t["node_name"].endswith(".onExit")]
     assert handler[0]["phase"] == "Succeeded"
     assert "pipeline finished: Failed" in Path(handler[0]["log"]).read_text()
+
+
+def test_kfp_ci_serve_compat_1_8_runs_kfp1_pipelines(tmp_path: Path) -> None:
+    """The Must-show, end to end: `kfp-ci serve --compat 1.8` in its own process, the kfp 1.8 client as the peer."""
+    kfp1_python()
+    proc = subprocess.Popen([sys.executable, "-m", "kfp_ci", "serve", "--compat", "1.8", "--port", "0",
+                             "--data-dir", str(tmp_path / "data")], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        assert proc.stderr is not None
+        line = proc.stderr.readline()
+        url = next(word for word in line.split() if word.startswith("http://127.0.0.1:"))
+        out = _flow(url, tmp_path, "cond-loop", "fails")
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    assert out["cond-loop"]["status"] == "Succeeded", out["cond-loop"]
+    assert out["fails"]["status"] == "Failed"
+    assert out["fails"]["error"].startswith("task explode failed: ValueError: the model diverged: loss is NaN")
+    assert proc.returncode == 0
 
 
 def test_what_the_host_cannot_run_fails_its_task_with_one_clear_message(kfp_server: Callable[..., Any],
