@@ -16,6 +16,7 @@ import httpx
 import pytest
 import yaml
 
+from .conftest import Wire
 from .test_api import V1
 from .test_kfp1_client import kfp1_python
 
@@ -37,7 +38,7 @@ def _tasks(srv: Any, run_id: str) -> dict[str, dict[str, Any]]:
 
 
 def test_a_kfp1_pipeline_with_a_condition_a_loop_and_an_artifact_succeeds(kfp_server: Callable[..., Any],
-                                                                          tmp_path: Path) -> None:
+                                                                          tmp_path: Path, wire: Wire) -> None:
     srv = kfp_server(compat="1.8", execute=True)
     both = _flow(srv, tmp_path, "cond-loop", "fan-out")
     fan_out = both["fan-out"]
@@ -84,11 +85,13 @@ def test_a_kfp1_pipeline_with_a_condition_a_loop_and_an_artifact_succeeds(kfp_se
     assert all(t["state"] in ("SUCCEEDED", "SKIPPED") for t in tasks.values())
     # the Argo status the v1 API shows carries one node per task
     assert len(out["nodes"]) >= len([t for t in tasks.values() if t["type"] == "Pod"])
+    assert wire.validate("v1beta1-1.8.5") >= 10  # every answer (run details with their tasks too) is KFP 1.8's shape
 
 
+@pytest.mark.parametrize("compat", ["1.8", "2.17"])
 def test_a_kfp1_pipeline_built_to_fail_ends_failed_with_its_exception(kfp_server: Callable[..., Any],
-                                                                      tmp_path: Path) -> None:
-    srv = kfp_server(compat="1.8", execute=True)
+                                                                      tmp_path: Path, wire: Wire, compat: str) -> None:
+    srv = kfp_server(compat=compat, execute=True)
     out = _flow(srv, tmp_path, "fails")["fails"]
     assert out["status"] == "Failed", out
     assert "ValueError: the model diverged: loss is NaN" in out["error"]
@@ -103,6 +106,14 @@ def test_a_kfp1_pipeline_built_to_fail_ends_failed_with_its_exception(kfp_server
     handler = [t for t in tasks.values() if t["node_name"].endswith(".onExit")]
     assert handler[0]["phase"] == "Succeeded"
     assert "pipeline finished: Failed" in Path(handler[0]["log"]).read_text()
+    if compat == "2.17":  # a KFP 2.x backend runs v1 pipelines too; its v2 API shows the Argo nodes as tasks
+        v2 = httpx.get(f"{srv.url}/apis/v2beta1/runs/{out['run_id']}").json()
+        assert v2["state"] == "FAILED" and "ValueError: the model diverged" in v2["error"]["message"]
+        states = {t["display_name"]: t["state"] for t in v2["run_details"]["task_details"]}
+        assert (states["explode"], states["produce"]) == ("FAILED", "SUCCEEDED")
+        assert wire.validate("v2beta1-2.17.0", "v1beta1-2.17.0") >= 8
+    else:
+        assert wire.validate("v1beta1-1.8.5") >= 8
 
 
 def test_kfp_ci_serve_compat_1_8_runs_kfp1_pipelines(tmp_path: Path) -> None:
@@ -219,7 +230,8 @@ def test_no_execute_runs_nothing_and_claims_no_task(kfp_server: Callable[..., An
     assert record["tasks"] == [] and record["executed"] is False
     assert not (srv.store.data_dir / "runs" / run_id).exists()
     detail = httpx.get(f"{srv.url}{V1}/runs/{run_id}").json()
-    assert json.loads(detail["pipeline_runtime"]["workflow_manifest"])["status"].get("nodes", {}) == {}
+    nodes = json.loads(detail["pipeline_runtime"]["workflow_manifest"])["status"].get("nodes") or {}
+    assert [n for n in nodes.values() if n.get("type") == "Pod"] == []
     if compat == "2.17":
         ir = yaml.safe_load(pipelines["always-fails"].read_text())
         v2 = httpx.post(f"{srv.url}/apis/v2beta1/runs", json={"display_name": "v2", "pipeline_spec": ir}).json()
