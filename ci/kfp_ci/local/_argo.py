@@ -288,7 +288,7 @@ class Interpreter:
             status = "Succeeded" if ok else "Failed"
             exit_name = f"{self.name}.onExit"
             handler = self.run_template(str(exit_template), node_name=exit_name, display=exit_name, parent=None,
-                                        boundary="", arguments={},
+                                        boundary="", arguments=args,  # as Argo, the workflow's arguments
                                         scope={"workflow.status": status, "workflow.failures": "[]"})
             if handler.phase != "Succeeded" and ok:
                 ok, error = False, f"exit handler: {self._first_failure(handler.record)}"

@@ -79,7 +79,7 @@ def cond_loop(n: int = 3):
 
 @dsl.pipeline(name="fails")
 def fails(reason: str = "loss is NaN"):
-    with dsl.ExitHandler(goodbye_op("{{workflow.status}}")):
+    with dsl.ExitHandler(goodbye_op(f"{{{{workflow.status}}}} ({reason})")):
         p = produce_op(1)
         e = explode_op(reason)
         e.after(p)
