@@ -40,7 +40,17 @@ def _tasks(srv: Any, run_id: str) -> dict[str, dict[str, Any]]:
 def test_a_kfp1_pipeline_with_a_condition_a_loop_and_an_artifact_succeeds(kfp_server: Callable[..., Any],
                                                                           tmp_path: Path, wire: Wire) -> None:
     srv = kfp_server(compat="1.8", execute=True)
-    both = _flow(srv, tmp_path, "cond-loop", "fan-out")
+    both = _flow(srv, tmp_path, "cond-loop", "fan-out", "data-passing")
+    passing = both["data-passing"]
+    assert passing["status"] == "Succeeded", passing
+    passed = {}
+    for t in _tasks(srv, passing["run_id"]).values():
+        for a in t["outputs"].get("artifacts", []):
+            passed.setdefault(t["display_name"], []).append(Path(a["path"]).read_text()
+                                                            if Path(a["path"]).is_file() else "<folder>")
+    assert passed["count-files"] == ["4"]  # a folder artifact, passed as a folder
+    assert sorted(passed["pair"]) == [f"{o}/{i}" for o in "xyz" for i in ("i1", "i2")]  # the run's list parameter
+    assert passed["copy"] == ["pipeline parameter as a file"]  # a YAML component given a parameter as a file
     fan_out = both["fan-out"]
     assert fan_out["status"] == "Succeeded", fan_out
     reports = sorted(Path(a["path"]).read_text() for t in _tasks(srv, fan_out["run_id"]).values()

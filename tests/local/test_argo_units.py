@@ -161,3 +161,18 @@ def _environ(proc: Path) -> str:
         return (proc / "environ").read_bytes().decode(errors="replace")
     except OSError:
         return ""
+
+
+def test_raw_artifacts_are_files_with_their_references_resolved(tmp_path: Path) -> None:
+    out = _run(tmp_path, [
+        {"name": "main", "dag": {"tasks": [{"name": "show", "template": "show", "arguments": {
+            "parameters": [{"name": "x", "value": "{{workflow.parameters.p}}"}],
+            "artifacts": [{"name": "given", "raw": {"data": "task {{workflow.name}}"}}]}}]}},
+        {"name": "show", "inputs": {"parameters": [{"name": "x"}], "artifacts": [
+            {"name": "given", "path": "/in/given"},
+            {"name": "own", "path": "/in/own", "raw": {"data": "x={{inputs.parameters.x}}"}}]},
+         "container": {"image": "busybox", "command": ["sh", "-c", "cat /in/given /in/own > /out/both"]},
+         "outputs": {"parameters": [{"name": "both", "valueFrom": {"path": "/out/both"}}]}},
+    ], params={"p": "7"}, arguments={"parameters": [{"name": "p", "value": "1"}]})
+    assert out["ok"], out["error"]
+    assert out["by_name"]["show"]["outputs"]["parameters"] == [{"name": "both", "value": "task wf-0123ax=7"}]

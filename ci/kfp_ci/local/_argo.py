@@ -278,7 +278,13 @@ class Interpreter:
     def run(self) -> tuple[bool, str]:
         """Run the entrypoint, then the exit handler. Returns (succeeded, the run's error)."""
         entry = str(self.spec["entrypoint"])
-        args = {"parameters": [{"name": k, "value": v} for k, v in self.arguments.items()]}
+        args: dict[str, Any] = {"parameters": [{"name": k, "value": v} for k, v in self.arguments.items()]}
+        try:  # workflow-level artifacts: raw data (kfp 1.8's InputArgumentPath of a pipeline parameter)
+            args["artifacts_resolved"] = {
+                str(a["name"]): substitute(str((a.get("raw") or {}).get("data", "")), self.workflow)
+                for a in (self.spec.get("arguments") or {}).get("artifacts") or [] if "raw" in a}
+        except WorkflowError as exc:
+            return False, f"the workflow's arguments: {exc}"
         root = self.run_template(entry, node_name=self.name, display=self.name, parent=None, boundary="",
                                  arguments=args, scope={})
         ok = root.phase == "Succeeded"
@@ -607,7 +613,7 @@ class Interpreter:
                       for p in arguments.get("parameters") or []]
             resolved: dict[str, Path | str] = {}
             for a in arguments.get("artifacts") or []:
-                resolved[str(a["name"])] = self._artifact(a, arts, done)
+                resolved[str(a["name"])] = self._artifact(a, arts, done, scope)
         except WorkflowError as exc:
             return Node(self._node(node_name=node_name, display=display, template=template, kind="Skipped",
                                    parent=parent, boundary=boundary, phase="Error", message=str(exc)))
@@ -615,9 +621,10 @@ class Interpreter:
                                  arguments={"parameters": params, "artifacts_resolved": resolved},
                                  scope={k: v for k, v in scope.items() if k.startswith("workflow.")})
 
-    def _artifact(self, arg: Mapping[str, Any], arts: Mapping[str, Path | str], done: Mapping[str, Node]) -> Path | str:
+    def _artifact(self, arg: Mapping[str, Any], arts: Mapping[str, Path | str], done: Mapping[str, Node],
+                  scope: Mapping[str, str]) -> Path | str:
         if "raw" in arg:
-            return str((arg.get("raw") or {}).get("data", ""))
+            return substitute(str((arg.get("raw") or {}).get("data", "")), scope)
         source = str(arg.get("from", ""))
         m = _REF.fullmatch(source.strip())
         ref = m.group(1) if m else ""

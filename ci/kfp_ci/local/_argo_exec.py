@@ -16,7 +16,7 @@ import shutil
 import signal
 import subprocess
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -123,7 +123,7 @@ def shim_dir(base: Path, python: str) -> Path:
 
 
 def run_container(template: Mapping[str, Any], *, task_dir: Path, inputs: Mapping[str, Path | str],
-                  substitute: Any, bin_dir: Path, log_path: Path, slots: threading.Semaphore,
+                  substitute: Callable[[str], str], bin_dir: Path, log_path: Path, slots: threading.Semaphore,
                   timeout: float | None = None) -> Outcome:
     """Run ``template``'s container on the host. ``inputs``: input artifact name -> host path (or raw text);
     ``substitute(text) -> text`` resolves ``{{...}}`` (parameters, workflow, pod name)."""
@@ -141,7 +141,7 @@ def run_container(template: Mapping[str, Any], *, task_dir: Path, inputs: Mappin
     fs.mkdir(parents=True, exist_ok=True)
     try:
         for art in declared_in:
-            _materialise(art, inputs.get(str(art["name"])), pmap.host(str(art["path"])))
+            _materialise(art, inputs.get(str(art["name"])), pmap.host(str(art["path"])), substitute)
     except _InputMissing as exc:
         return Outcome(False, str(exc))
     for path in paths[len(declared_in):]:
@@ -227,12 +227,13 @@ class _InputMissing(Exception):
     pass
 
 
-def _materialise(art: Mapping[str, Any], given: Path | str | None, target: Path) -> None:
+def _materialise(art: Mapping[str, Any], given: Path | str | None, target: Path,
+                 substitute: Callable[[str], str]) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     if given is None:
         raw = art.get("raw") or {}
         if "data" in raw:
-            target.write_text(str(raw["data"]), encoding="utf-8")
+            target.write_text(substitute(str(raw["data"])), encoding="utf-8")
             return
         if art.get("optional"):
             return

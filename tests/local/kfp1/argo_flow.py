@@ -4,7 +4,9 @@ Usage: python argo_flow.py HOST WORKDIR NAME...  Prints one JSON line: {name: {s
        python argo_flow.py compile WORKDIR NAME...  Only compiles, to WORKDIR/NAME.yaml.
 Pipelines: ``cond-loop`` (an exit handler, a condition, a loop over static items, an artifact, a ContainerOp
 whose command runs on the host), ``fails`` (a component that raises), ``unrunnable`` (what the host cannot do),
-``sleepy`` (a task that sleeps, to be terminated), ``fan-out`` (a loop over a task's output list).
+``sleepy`` (a task that sleeps, to be terminated), ``fan-out`` (a loop over a task's output list),
+``data-passing`` (a folder artifact, nested loops over a pipeline parameter, a YAML component given a parameter
+as a file).
 """
 
 import json
@@ -13,7 +15,7 @@ import time
 from typing import NamedTuple
 
 import kfp
-from kfp import compiler, dsl
+from kfp import compiler, components, dsl
 from kfp.components import InputPath, OutputPath, create_component_from_func
 
 
@@ -47,6 +49,23 @@ def report(index: int, label: str) -> str:
     return f"{label}={index * index}"
 
 
+def make_dir(out_dir_path: OutputPath()):
+    import os
+    os.makedirs(out_dir_path, exist_ok=True)
+    for i in range(4):
+        with open(os.path.join(out_dir_path, f"part-{i}.txt"), "w") as f:
+            f.write(str(i))
+
+
+def count_files(folder_path: InputPath()) -> int:
+    import os
+    return len(os.listdir(folder_path))
+
+
+def pair(outer: str, inner: str) -> str:
+    return f"{outer}/{inner}"
+
+
 def goodbye(status: str):
     print("pipeline finished:", status)
 
@@ -58,6 +77,18 @@ goodbye_op = create_component_from_func(goodbye, base_image="python:3.9")
 nap_op = create_component_from_func(nap, base_image="python:3.9")
 shards_op = create_component_from_func(shards, base_image="python:3.9")
 report_op = create_component_from_func(report, base_image="python:3.9")
+make_dir_op = create_component_from_func(make_dir, base_image="python:3.9")
+count_files_op = create_component_from_func(count_files, base_image="python:3.9")
+pair_op = create_component_from_func(pair, base_image="python:3.9")
+copy_op = components.load_component_from_text("""
+name: Copy
+inputs: [{name: text, type: String}]
+outputs: [{name: copy, type: String}]
+implementation:
+  container:
+    image: alpine
+    command: [sh, -c, 'mkdir -p "$(dirname "$1")" && cp "$0" "$1"', {inputPath: text}, {outputPath: copy}]
+""")
 
 
 @dsl.pipeline(name="cond-loop")
@@ -111,8 +142,19 @@ def fan_out(n: int = 3):
         report_op(shard.index, shard.label)
 
 
+@dsl.pipeline(name="data-passing")
+def data_passing(outers: list = ["o1", "o2"], word: str = "pipeline parameter as a file"):  # noqa: B006
+    folder = make_dir_op()
+    count_files_op(folder.output)
+    with dsl.ParallelFor(outers) as outer:
+        with dsl.ParallelFor(["i1", "i2"]) as inner:
+            pair_op(outer, inner)
+    copy_op(word)  # a pipeline parameter passed to an inputPath: a raw artifact
+
+
 PIPELINES = {"cond-loop": (cond_loop, {"n": 3}), "fails": (fails, {}), "unrunnable": (unrunnable, {}),
-             "sleepy": (sleepy, {}), "fan-out": (fan_out, {"n": 3})}
+             "sleepy": (sleepy, {}), "fan-out": (fan_out, {"n": 3}),
+             "data-passing": (data_passing, {"outers": '["x", "y", "z"]'})}
 
 
 def wait(client, run_id, timeout=120):
