@@ -176,3 +176,19 @@ def test_raw_artifacts_are_files_with_their_references_resolved(tmp_path: Path) 
     ], params={"p": "7"}, arguments={"parameters": [{"name": "p", "value": "1"}]})
     assert out["ok"], out["error"]
     assert out["by_name"]["show"]["outputs"]["parameters"] == [{"name": "both", "value": "task wf-0123ax=7"}]
+
+
+def test_the_images_python_is_the_servers_and_a_missing_module_says_where_to_install_it(tmp_path: Path) -> None:
+    out = _run(tmp_path, [
+        {"name": "main", "dag": {"tasks": [{"name": "which", "template": "which"},
+                                           {"name": "needs", "template": "needs"}], "failFast": False}},
+        {"name": "which", "container": {"image": "python:3.7", "command": [
+            "/usr/local/bin/python3.7", "-c", "import sys; open('/out/exe', 'w').write(sys.prefix)"]},
+         "outputs": {"parameters": [{"name": "exe", "valueFrom": {"path": "/out/exe"}}]}},
+        {"name": "needs", "container": {"image": "python:3.7", "command": [
+            "sh", "-c", "python3 -c 'import yaml, kfp_ci_no_such_module.sub'"]}},
+    ])
+    assert out["by_name"]["which"]["outputs"]["parameters"][0]["value"] == sys.prefix  # the server's venv too
+    assert out["by_name"]["needs"]["error"] == (
+        "ModuleNotFoundError: No module named 'kfp_ci_no_such_module' - the component runs with kfp-ci serve's "
+        "Python: install kfp_ci_no_such_module where the server runs (exit code 1)")

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -24,8 +26,10 @@ from typing import Any
 NOT_PULLED = "kfp-ci serve does not pull images; the container's command runs on the host"
 _SCHEDULING_RESOURCES = ("cpu", "memory", "ephemeral-storage")
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07")
-_PYTHONS = ("python", "python3")
+# what images call their Python: all of them run the server's (python, python3, python3.7 ... python3.14)
+_PYTHONS = ("python", "python3", *(f"python3.{minor}" for minor in range(5, 15)))
 _NO_PACKAGE = re.compile(r"No matching distribution found for (\S+)")
+_NO_MODULE = re.compile(r"ModuleNotFoundError: No module named '([^']+)'")
 
 
 @dataclass
@@ -112,19 +116,22 @@ class PathMap:
 
 
 def shim_dir(base: Path, python: str) -> Path:
-    """A folder with ``python`` and ``python3`` pointing at ``python`` (the server's interpreter)."""
+    """A folder (first on the tasks' PATH) where ``python``, ``python3`` and ``python3.X`` are ``python`` (the
+    server's interpreter)."""
     folder = base / ".bin"
     folder.mkdir(parents=True, exist_ok=True)
+    script = f"#!/bin/sh\nexec {shlex.quote(python)} \"$@\"\n"  # exec by its path: a venv stays a venv
     for name in _PYTHONS:
-        link = folder / name
-        if not link.exists():
-            link.symlink_to(python)
+        shim = folder / name
+        if not shim.exists():
+            shim.write_text(script)
+            shim.chmod(0o755)
     return folder
 
 
 def run_container(template: Mapping[str, Any], *, task_dir: Path, inputs: Mapping[str, Path | str],
                   substitute: Callable[[str], str], bin_dir: Path, log_path: Path, slots: threading.Semaphore,
-                  timeout: float | None = None) -> Outcome:
+                  timeout: float | None = None, python: str = sys.executable) -> Outcome:
     """Run ``template``'s container on the host. ``inputs``: input artifact name -> host path (or raw text);
     ``substitute(text) -> text`` resolves ``{{...}}`` (parameters, workflow, pod name)."""
     container = template.get("container") or {}
@@ -149,8 +156,8 @@ def run_container(template: Mapping[str, Any], *, task_dir: Path, inputs: Mappin
             pmap.host(path).parent.mkdir(parents=True, exist_ok=True)
     argv = [pmap.rewrite(substitute(str(a))) for a in [*container.get("command", []), *container.get("args", [])]]
     program = argv[0]
-    if program in _PYTHONS:
-        argv[0] = str(bin_dir / program)
+    if Path(program).name in _PYTHONS:  # also /usr/local/bin/python3 and the like
+        argv[0] = python
     elif shutil.which(program, path=f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}") is None:
         return Outcome(False, f"cannot run locally: command {program!r} is not on this host: it needs the image "
                               f"{container.get('image', '?')}, and {NOT_PULLED}")
@@ -270,6 +277,10 @@ def _failure(log_path: Path, code: int, pmap: PathMap, container: Mapping[str, A
         message = " ".join(" ".join(body[:4]).split())
     elif lines:
         message = " ".join(lines[-1].split())
+    module = _NO_MODULE.search(message)
+    if module:
+        message += (f" - the component runs with kfp-ci serve's Python: install {module.group(1).split('.')[0]} "
+                    "where the server runs")
     if code == 127:
         hint = (f"a command is not on this host (it may need the image {container.get('image', '?')}, and "
                 f"{NOT_PULLED})")
