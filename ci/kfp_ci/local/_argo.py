@@ -371,7 +371,7 @@ class Interpreter:
     def _run_pod(self, template: Mapping[str, Any], node: Node, scope: dict[str, str],
                  arts: dict[str, Path | str]) -> None:
         record = node.record
-        reason = _argo_exec.unsupported(template, self.spec)
+        reason = _argo_exec.unsupported(template)
         if reason:
             return self._finish(record, "Error", f"cannot run locally: {reason}")
         task_dir = self.tasks_dir / record["node_id"]

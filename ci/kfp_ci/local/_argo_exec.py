@@ -43,7 +43,7 @@ class Outcome:
     artifacts: dict[str, Path] = field(default_factory=dict)
 
 
-def unsupported(template: Mapping[str, Any], spec: Mapping[str, Any]) -> str:
+def unsupported(template: Mapping[str, Any]) -> str:
     """Why this template cannot run on the host ('' when it can): one sentence naming the feature."""
     name = template.get("name", "?")
     if "resource" in template:
