@@ -85,6 +85,9 @@ def test_dependencies_order_outputs_and_parameters(tmp_path: Path) -> None:
     assert tasks["first"]["outputs"]["parameters"] == [{"name": "said", "value": "hi"}]
     assert tasks["second"]["outputs"]["parameters"] == [{"name": "said", "value": "hi+hi"}]
     assert tasks["first"]["end"] <= tasks["second"]["start"]
+    assert [h["state"] for h in tasks["second"]["state_history"]] == ["RUNNING", "SUCCEEDED"]
+    assert tasks["second"]["parent_id"] == tasks["wf-0123a"]["node_id"] == "wf-0123a"
+    assert tasks["wf-0123a"]["children"] == [tasks["first"]["node_id"], tasks["second"]["node_id"]]
 
 
 def test_a_failure_stops_scheduling_and_without_fail_fast_dependents_are_omitted(tmp_path: Path) -> None:

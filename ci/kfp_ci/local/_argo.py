@@ -18,7 +18,8 @@ record: ``name`` (Argo's display name), ``state`` (the v2 state: RUNNING, SUCCEE
 ``end``, ``error``, and Argo's node fields ``node_id``, ``node_name``, ``display_name``, ``type`` (DAG, Pod,
 TaskGroup, Skipped), ``phase`` (Running, Succeeded, Failed, Error, Skipped, Omitted), ``message``, ``template``,
 ``parent_id``, ``children`` (node ids), ``boundary_id``, ``pod_name`` (Pod nodes), ``inputs`` / ``outputs``
-(``{"parameters": [{name, value}], "artifacts": [{name, path}]}``) and ``log`` (the task's log file).
+(``{"parameters": [{name, value}], "artifacts": [{name, path}]}``), ``state_history`` (``[{update_time,
+state}]``) and ``log`` (the task's log file).
 """
 
 from __future__ import annotations
@@ -256,6 +257,7 @@ class Interpreter:
             "parent_id": parent["node_id"] if parent else "", "children": [], "boundary_id": boundary,
             "inputs": {}, "outputs": {},
         }
+        record["state_history"] = [{"update_time": record["start"], "state": record["state"]}]
         if kind == "Pod":
             record["pod_name"] = node_id
         if phase in _DONE:
@@ -270,6 +272,7 @@ class Interpreter:
     def _finish(self, record: dict[str, Any], phase: str, message: str = "") -> None:
         with self.lock:
             record.update(phase=phase, state=_PHASE_STATE[phase], end=time.time(), message=message)
+            record["state_history"].append({"update_time": record["end"], "state": record["state"]})
             if phase in ("Failed", "Error"):
                 record["error"] = message
         self.flush()
