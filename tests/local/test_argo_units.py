@@ -4,8 +4,10 @@ kfp_ci.local._argo RUN_DIR``, as the server starts it): ``when``, failFast, Omit
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -195,3 +197,44 @@ def test_the_images_python_is_the_servers_and_a_missing_module_says_where_to_ins
     assert out["by_name"]["needs"]["error"] == (
         "ModuleNotFoundError: No module named 'kfp_ci_no_such_module' - the component runs with kfp-ci serve's "
         "Python: install kfp_ci_no_such_module where the server runs (exit code 1)")
+
+
+def test_the_worker_and_its_tasks_die_when_the_server_lifeline_closes(tmp_path: Path) -> None:
+    import os
+
+    run_dir = tmp_path / "0123abcd-run"
+    run_dir.mkdir()
+    doc = {"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow", "metadata": {"generateName": "wf-"},
+           "spec": {"entrypoint": "main", "templates": [
+               {"name": "main", "dag": {"tasks": [{"name": "nap", "template": "nap"}]}},
+               _sh("nap", "sleep 30 & wait")]}}
+    (run_dir / "pipeline.yaml").write_text(yaml.safe_dump(doc))
+    (run_dir / "params.json").write_text("{}")
+    read, write = os.pipe()
+    proc = subprocess.Popen([sys.executable, "-m", "kfp_ci.local._argo", str(run_dir), str(read)],
+                            pass_fds=(read,), start_new_session=True, stdout=subprocess.DEVNULL)
+    os.close(read)
+    try:
+        deadline = time.monotonic() + 20
+        while not _sleepers(tmp_path) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _sleepers(tmp_path), "the task should be running"
+        os.close(write)  # the server is gone
+        assert proc.wait(timeout=10) == -signal.SIGKILL
+        time.sleep(0.2)
+        assert _sleepers(tmp_path) == []
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def _sleepers(tmp_path: Path) -> list[Path]:
+    return [p for p in Path("/proc").glob("[0-9]*") if _cmdline(p) == "sleep 30" and str(tmp_path) in _environ(p)
+            and (p / "stat").exists() and _state(p) not in ("Z", "X")]
+
+
+def _state(proc: Path) -> str:
+    try:
+        return (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return "X"

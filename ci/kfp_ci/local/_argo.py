@@ -1,7 +1,8 @@
 """KFP v1 runs: the Argo workflow that kfp 1.8 compiles, interpreted on the host.
 
-``python -m kfp_ci.local._argo RUN_DIR`` is the run's worker (the executor starts it instead of ``_worker`` for an
-Argo package): it reads ``pipeline.yaml`` and ``params.json`` and writes ``result.json`` in ``_worker``'s format,
+``python -m kfp_ci.local._argo RUN_DIR [LIFELINE_FD]`` is the run's worker (the executor starts it instead of
+``_worker`` for an Argo package): it reads ``pipeline.yaml`` and ``params.json`` and writes ``result.json`` in
+``_worker``'s format,
 ``{"ok", "error", "tasks": [...], "artifacts": [...]}``, after every change, plus ``"metrics"``: the
 ``mlpipeline-metrics`` of the tasks as KFP 1.x reports them in ``run.metrics`` (``{name, node_id, number_value,
 format}``).
@@ -679,5 +680,23 @@ def main(run_dir: Path) -> int:
     return 0 if result["ok"] else 1
 
 
+def _watch_lifeline(fd: int) -> None:
+    """Kill this process group (the worker and its tasks) once ``fd``, the read end of the server's lifeline pipe,
+    reads end-of-file: the server died, even by SIGKILL (the executor passes it as the second argument)."""
+    import signal
+
+    def watch() -> None:
+        try:
+            while os.read(fd, 1):
+                pass
+        except OSError:
+            pass
+        os.killpg(os.getpgrp(), signal.SIGKILL)
+
+    threading.Thread(target=watch, name="kfp-ci-lifeline", daemon=True).start()
+
+
 if __name__ == "__main__":
+    if len(sys.argv) > 2:
+        _watch_lifeline(int(sys.argv[2]))
     sys.exit(main(Path(sys.argv[1]).resolve()))
