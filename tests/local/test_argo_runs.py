@@ -45,7 +45,7 @@ def test_a_kfp1_pipeline_with_a_condition_a_loop_and_an_artifact_succeeds(kfp_se
     assert passing["status"] == "Succeeded", passing
     passed = {}
     for t in _tasks(srv, passing["run_id"]).values():
-        for a in t["outputs"].get("artifacts", []):
+        for a in t["argo"]["outputs"].get("artifacts", []):
             passed.setdefault(t["display_name"], []).append(Path(a["path"]).read_text()
                                                             if Path(a["path"]).is_file() else "<folder>")
     assert passed["count-files"] == ["4"]  # a folder artifact, passed as a folder
@@ -54,7 +54,7 @@ def test_a_kfp1_pipeline_with_a_condition_a_loop_and_an_artifact_succeeds(kfp_se
     fan_out = both["fan-out"]
     assert fan_out["status"] == "Succeeded", fan_out
     reports = sorted(Path(a["path"]).read_text() for t in _tasks(srv, fan_out["run_id"]).values()
-                     if t["display_name"] == "report" for a in t["outputs"]["artifacts"])
+                     if t["display_name"] == "report" for a in t["argo"]["outputs"]["artifacts"])
     assert reports == ["shard-0=0", "shard-1=1", "shard-2=4"]  # a loop over a task's output list (withParam)
     out = both["cond-loop"]
     assert out["status"] == "Succeeded", out
@@ -63,14 +63,14 @@ def test_a_kfp1_pipeline_with_a_condition_a_loop_and_an_artifact_succeeds(kfp_se
     for t in tasks.values():
         by_display.setdefault(t["display_name"], []).append(t)
     produce = by_display["produce"][0]
-    values = {p["name"]: p["value"] for p in produce["outputs"]["parameters"]}
-    assert (values["produce-size"], values["produce-total"]) == ("big", "30")
+    assert (produce["outputs"]["produce-size"], produce["outputs"]["produce-total"]) == ("big", "30")
+    assert produce["arguments"] == {"n": "3"}
     # the loop over static items ran once per item, each reading the artifact produced upstream
     loop = [t for t in tasks.values() if t["type"] == "TaskGroup"]
     assert len(loop) == 1 and loop[0]["phase"] == "Succeeded" and len(loop[0]["children"]) == 3
     consumes = by_display["consume"]
     assert sorted(c["phase"] for c in consumes) == ["Succeeded"] * 3
-    outputs = [Path(a["path"]).read_text() for c in consumes for a in c["outputs"]["artifacts"]
+    outputs = [Path(a["path"]).read_text() for c in consumes for a in c["argo"]["outputs"]["artifacts"]
                if a["name"] == "consume-Output"]
     assert sorted(outputs) == ["a:3", "b:3", "c:3"]
     metrics = {k: v for a in srv.store.run_artifacts(out["run_id"]) if a["type"] == "system.Metrics"
@@ -87,7 +87,7 @@ def test_a_kfp1_pipeline_with_a_condition_a_loop_and_an_artifact_succeeds(kfp_se
     # a ContainerOp whose command runs on the host, given an output parameter: its file output is an artifact
     count = by_display["count-rows"][0]
     assert count["phase"] == "Succeeded"
-    assert [Path(a["path"]).read_text() for a in count["outputs"]["artifacts"]] == ["3\n"]
+    assert [Path(a["path"]).read_text() for a in count["argo"]["outputs"]["artifacts"]] == ["3\n"]
     # the exit handler ran last, with the workflow's status
     handler = [t for t in tasks.values() if t["node_name"].endswith(".onExit")]
     assert len(handler) == 1 and handler[0]["phase"] == "Succeeded"

@@ -84,8 +84,9 @@ def test_dependencies_order_outputs_and_parameters(tmp_path: Path) -> None:
     tasks = out["by_name"]
     assert out["ok"] and out["returncode"] == 0, out
     # the run's parameter replaced the workflow's default; one trailing newline is trimmed, as Argo does
-    assert tasks["first"]["outputs"]["parameters"] == [{"name": "said", "value": "hi"}]
-    assert tasks["second"]["outputs"]["parameters"] == [{"name": "said", "value": "hi+hi"}]
+    assert tasks["first"]["outputs"] == {"said": "hi"}
+    assert (tasks["second"]["arguments"], tasks["second"]["outputs"]) == ({"text": "hi+hi"}, {"said": "hi+hi"})
+    assert tasks["second"]["argo"]["outputs"]["parameters"] == [{"name": "said", "value": "hi+hi"}]
     assert tasks["first"]["end"] <= tasks["second"]["start"]
     assert [h["state"] for h in tasks["second"]["state_history"]] == ["RUNNING", "SUCCEEDED"]
     assert tasks["second"]["parent_id"] == tasks["wf-0123a"]["node_id"] == "wf-0123a"
@@ -180,7 +181,7 @@ def test_raw_artifacts_are_files_with_their_references_resolved(tmp_path: Path) 
          "outputs": {"parameters": [{"name": "both", "valueFrom": {"path": "/out/both"}}]}},
     ], params={"p": "7"}, arguments={"parameters": [{"name": "p", "value": "1"}]})
     assert out["ok"], out["error"]
-    assert out["by_name"]["show"]["outputs"]["parameters"] == [{"name": "both", "value": "task wf-0123ax=7"}]
+    assert out["by_name"]["show"]["outputs"] == {"both": "task wf-0123ax=7"}
 
 
 def test_the_images_python_is_the_servers_and_a_missing_module_says_where_to_install_it(tmp_path: Path) -> None:
@@ -193,7 +194,7 @@ def test_the_images_python_is_the_servers_and_a_missing_module_says_where_to_ins
         {"name": "needs", "container": {"image": "python:3.7", "command": [
             "sh", "-c", "python3 -c 'import yaml, kfp_ci_no_such_module.sub'"]}},
     ])
-    assert out["by_name"]["which"]["outputs"]["parameters"][0]["value"] == sys.prefix  # the server's venv too
+    assert out["by_name"]["which"]["outputs"]["exe"] == sys.prefix  # the server's venv too
     assert out["by_name"]["needs"]["error"] == (
         "ModuleNotFoundError: No module named 'kfp_ci_no_such_module' - the component runs with kfp-ci serve's "
         "Python: install kfp_ci_no_such_module where the server runs (exit code 1)")

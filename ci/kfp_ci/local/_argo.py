@@ -18,8 +18,9 @@ Each node (the workflow's DAG, every DAG task, loop group and iteration, contain
 record: ``name`` (Argo's display name), ``state`` (the v2 state: RUNNING, SUCCEEDED, FAILED, SKIPPED), ``start``,
 ``end``, ``error``, and Argo's node fields ``node_id``, ``node_name``, ``display_name``, ``type`` (DAG, Pod,
 TaskGroup, Skipped), ``phase`` (Running, Succeeded, Failed, Error, Skipped, Omitted), ``message``, ``template``,
-``parent_id``, ``children`` (node ids), ``boundary_id``, ``pod_name`` (Pod nodes), ``inputs`` / ``outputs``
-(``{"parameters": [{name, value}], "artifacts": [{name, path}]}``), ``state_history`` (``[{update_time,
+``parent_id``, ``children`` (node ids), ``boundary_id``, ``pod_name`` (Pod nodes), ``arguments`` / ``outputs``
+(parameter name -> value, as ``_worker`` records them), ``argo`` (the node's Argo ``inputs`` / ``outputs``:
+``{"parameters": [{name, value}], "artifacts": [{name, path}]}``), ``state_history`` (``[{update_time,
 state}]``) and ``log`` (the task's log file).
 """
 
@@ -256,7 +257,7 @@ class Interpreter:
             "error": "", "node_id": node_id, "node_name": node_name, "display_name": display, "type": kind,
             "phase": phase, "message": message, "template": template,
             "parent_id": parent["node_id"] if parent else "", "children": [], "boundary_id": boundary,
-            "inputs": {}, "outputs": {},
+            "arguments": {}, "outputs": {}, "argo": {"inputs": {}, "outputs": {}},
         }
         record["state_history"] = [{"update_time": record["start"], "state": record["state"]}]
         if kind == "Pod":
@@ -337,9 +338,10 @@ class Interpreter:
             self._finish(record, "Error", str(exc))
             return node
         with self.lock:
-            record["inputs"] = {"parameters": [{"name": k, "value": v} for k, v in params.items()],
-                                "artifacts": [{"name": k, "path": str(v)} for k, v in arts.items()
-                                              if isinstance(v, Path)]}
+            record["arguments"] = dict(params)
+            record["argo"]["inputs"] = {"parameters": [{"name": k, "value": v} for k, v in params.items()],
+                                        "artifacts": [{"name": k, "path": str(v)} for k, v in arts.items()
+                                                      if isinstance(v, Path)]}
         local = dict(self.workflow)
         local.update(scope)
         local.update({f"inputs.parameters.{k}": v for k, v in params.items()})
@@ -414,8 +416,10 @@ class Interpreter:
             return self._finish(record, "Failed", outcome.error)
         node.parameters, node.artifacts = outcome.parameters, outcome.artifacts
         with self.lock:
-            record["outputs"] = {"parameters": [{"name": k, "value": v} for k, v in outcome.parameters.items()],
-                                 "artifacts": [{"name": k, "path": str(v)} for k, v in outcome.artifacts.items()]}
+            record["outputs"] = dict(outcome.parameters)
+            record["argo"]["outputs"] = {
+                "parameters": [{"name": k, "value": v} for k, v in outcome.parameters.items()],
+                "artifacts": [{"name": k, "path": str(v)} for k, v in outcome.artifacts.items()]}
         self._describe(record, outcome)
         self._finish(record, "Succeeded")
 
