@@ -10,7 +10,8 @@ Modules, lowest first (each imports only modules earlier in this list, never thi
   ``_store``: SQLite records and packages.
 - ``_http``: ``Req``, ``Resp``, ``Router``, ``HttpError``; ``_fields``: field values (timestamps, enums, protojson);
   ``_lists``: list filters, sorting and page tokens; ``_packages``: uploaded packages and run parameters.
-- ``_executor``, ``_worker`` (the run process), ``_scheduler``: running runs and firing recurring runs.
+- ``_argo_exec`` (one Argo container on the host), ``_argo`` (the run process of a KFP v1 Argo workflow),
+  ``_executor``, ``_worker`` (the run process), ``_scheduler``: running runs and firing recurring runs.
 - ``_model``: the resource rules of both API generations; ``_handlers``: handlers both generations share;
   ``_v1``, ``_v2``: the routes of each generation; ``_page``: the HTML page; ``_mlmd``: the ML Metadata route.
 - ``_app``: the API app (routes, page, error bodies); ``_outer``: faults and the access log;

@@ -25,6 +25,7 @@ from typing import Any
 import yaml
 
 from kfp_ci._yaml import dump_yaml, load_docs
+from kfp_ci.local import _argo
 from kfp_ci.local._store import Record, Store, now
 
 TERMINAL = ("SUCCEEDED", "FAILED", "CANCELED", "SKIPPED")
@@ -60,9 +61,8 @@ def package_problem(content: bytes) -> str:
     if not docs or not isinstance(docs[0], dict):
         return "the pipeline package is empty"
     first = docs[0]
-    if str(first.get("apiVersion", "")).startswith("argoproj.io") or first.get("kind") == "Workflow":
-        return ("the pipeline package is a KFP v1 Argo workflow; the embedded server executes only KFP v2 IR "
-                "(compile with kfp 2.x)")
+    if _argo.is_workflow(first):  # KFP v1 (kfp 1.8): interpreted by _argo
+        return _argo.problem(first)
     if "root" not in first or "deploymentSpec" not in first:
         return "the pipeline package is not compiled KFP v2 IR (no 'root' or 'deploymentSpec')"
     return ""
@@ -161,7 +161,9 @@ class Executor:
                     return
                 _, _, run_id, state = heapq.heappop(self._due)
             try:
-                self._transition(run_id, state)
+                # nothing ran: the record says so (``executed: false``), and no task claims to have run
+                extra: dict[str, Any] = {"executed": False} if state == "SUCCEEDED" else {}
+                self._transition(run_id, state, "", **extra)
             except sqlite3.ProgrammingError:  # the store is closed: the server is stopping
                 return
 
@@ -192,6 +194,8 @@ class Executor:
                 for task in r.get("tasks", []):
                     if task.get("state") == "RUNNING":
                         task.update(state="CANCELED", end=now())
+                        if "phase" in task:  # an Argo node (_argo): terminated as Argo marks it
+                            task.update(phase="Failed", message="terminated")
                 set_state(r, "CANCELED")
         self.store.update("run", run_id, change)
 
@@ -236,8 +240,9 @@ class Executor:
             with self._lock:
                 if self._closing or cancel.is_set():
                     return self._stopped(run_id)
+                worker = "kfp_ci.local._argo" if _argo.is_workflow(first) else "kfp_ci.local._worker"
                 proc = subprocess.Popen(
-                    [sys.executable, "-m", "kfp_ci.local._worker", str(run_dir), str(self._lifeline_read)],
+                    [sys.executable, "-m", worker, str(run_dir), str(self._lifeline_read)],
                     cwd=run_dir, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                     env=env, start_new_session=True, pass_fds=(self._lifeline_read,),
                 )
@@ -255,10 +260,11 @@ class Executor:
         if cancel.is_set():
             return self._stopped(run_id)
         self.store.set_run_artifacts(run_id, [dict(a, run_id=run_id) for a in result.get("artifacts", [])])
+        reported = {"metrics": result["metrics"]} if result.get("metrics") else {}  # KFP v1 run.metrics (_argo)
         if result.get("ok") and proc.returncode == 0:
-            return self._transition(run_id, "SUCCEEDED")
+            return self._transition(run_id, "SUCCEEDED", **reported)
         error = result.get("error") or f"the run worker exited with code {proc.returncode}"
-        self._transition(run_id, "FAILED", f"{error} (logs: {run_dir / 'log.txt'})")
+        self._transition(run_id, "FAILED", f"{error} (logs: {run_dir / 'log.txt'})", **reported)
 
     def _sync_tasks(self, run_id: str, run_dir: Path, result: dict[str, Any] | None = None) -> None:
         result = result if result is not None else _read_result(run_dir)
