@@ -684,23 +684,9 @@ def main(run_dir: Path) -> int:
     return 0 if result["ok"] else 1
 
 
-def _watch_lifeline(fd: int) -> None:
-    """Kill this process group (the worker and its tasks) once ``fd``, the read end of the server's lifeline pipe,
-    reads end-of-file: the server died, even by SIGKILL (the executor passes it as the second argument)."""
-    import signal
-
-    def watch() -> None:
-        try:
-            while os.read(fd, 1):
-                pass
-        except OSError:
-            pass
-        os.killpg(os.getpgrp(), signal.SIGKILL)
-
-    threading.Thread(target=watch, name="kfp-ci-lifeline", daemon=True).start()
-
-
 if __name__ == "__main__":
     if len(sys.argv) > 2:
-        _watch_lifeline(int(sys.argv[2]))
+        from kfp_ci.local._worker import watch_lifeline
+
+        watch_lifeline(int(sys.argv[2]))
     sys.exit(main(Path(sys.argv[1]).resolve()))

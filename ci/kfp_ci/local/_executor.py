@@ -48,6 +48,8 @@ def set_state(run: Record, state: str, error: str = "") -> None:
         for task in run.get("tasks") or []:
             if isinstance(task, dict) and task.get("state") not in TERMINAL:
                 task.update(state=state, end=task.get("end") or t)
+                if "phase" in task:  # an Argo node (KFP v1 run)
+                    task["phase"] = "Failed"
                 if state == "FAILED" and not task.get("error"):
                     task["error"] = error or "the run ended before this task finished"
 
