@@ -252,7 +252,14 @@ def deploy_options(func: F) -> F:
                      "{ref}, {date}, {n}. Default {short_sha} (with -dirty on a dirty tree)."),
         click.option("--param", "params", multiple=True, metavar="KEY=VALUE", callback=_param_pairs,
                      help="Run parameter, typed by the pipeline's inputs (repeatable)."),
-        click.option("--run", "run_once", is_flag=True, help="Start a run of the deployed version."),
+        click.option("--run", "run_once", is_flag=True, help="Start a run of the deployed version (only when a "
+                     "version was uploaded: an unchanged pipeline starts no run)."),
+        click.option("--run-always", is_flag=True, help="With --run: start the run even when the pipeline is "
+                     "unchanged (its latest version holds the same package) and nothing was uploaded."),
+        click.option("--compile", "compile_mode", type=click.Choice(["auto", "always", "never"]), default="auto",
+                     show_default=True, help="auto: upload a configured pipeline's committed compiled file (its "
+                     "output) when it exists, without kfp, else compile; always: recompile; never: only "
+                     "committed or given files."),
         click.option("--wait", is_flag=True, help="Wait for the run to finish; exit 0 only if it SUCCEEDED."),
         click.option("--timeout", "wait_timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
                      help="Give up waiting after SECONDS (exit 5)."),

@@ -70,6 +70,38 @@ def _compile(config: PipelineConfig, settings: Settings) -> Path:
     return results[0].output
 
 
+COMPILE_MODES = ("auto", "always", "never")
+
+
+def _package_of(source: _Source, settings: Settings, mode: str) -> tuple[Path, bool]:
+    """The compiled file to deploy and whether it was compiled now.
+
+    ``auto``: a configured pipeline's committed ``output`` when that file exists (no kfp needed), else compile;
+    ``always``: compile configured pipelines and sources; ``never``: never compile (a missing file is an error).
+    A compiled file named on the command line is used as is in every mode.
+    """
+    if source.package is not None:
+        return source.package, False
+    config = source.config
+    assert config is not None  # a _Source has a package or a config
+    output = config.output
+    if mode != "always" and output is not None and output.is_file():
+        return output, False
+    if mode == "never":
+        what = f"its compiled file {_shown(output)} is missing" if output is not None else \
+            "it declares no compiled file (output)"
+        raise UsageError(f"--compile never: {config.name or config.source}: {what}",
+                         hint="run kfp-ci compile and commit the output, or pass --compile auto")
+    return _compile(config, settings), True
+
+
+def _shown(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
 def _sources(names: Sequence[str], settings: Settings) -> list[_Source]:
     configured = {c.name: c for c in settings.pipelines if c.name}
     if not names:
@@ -132,7 +164,13 @@ def deploy_command(settings: Settings, **kwargs: Any) -> int:
         latest=bool(kwargs.get("latest")),
         keep_old=bool(kwargs.get("keep_old")),
         dry_run=bool(kwargs.get("dry_run")),
+        run_always=bool(kwargs.get("run_always")),
+        compile=kwargs.get("compile_mode") or "auto",
     )
+    if options.compile not in COMPILE_MODES:
+        raise UsageError(f"--compile must be one of {', '.join(COMPILE_MODES)}, not '{options.compile}'")
+    if options.run_always and not options.run:
+        raise UsageError("--run-always needs --run")
     if options.wait and not options.run:
         raise UsageError("--wait needs --run")
     if (options.timeout or options.terminate_on_timeout) and not options.wait:
@@ -143,9 +181,11 @@ def deploy_command(settings: Settings, **kwargs: Any) -> int:
         raise UsageError("--schedule and --every are exclusive; give one")
     # Everything offline first: sources, compilation, parameters, schedules, version names.
     prepared: list[tuple[Target, Schedule | None, bool, PipelineConfig | None]] = []
+    packages: list[tuple[str, bool]] = []
     for source in _sources(tuple(kwargs.get("pipelines") or ()), settings):
         config = source.config
-        package = source.package or _compile(config, settings)  # type: ignore[arg-type]
+        package, compiled = _package_of(source, settings, options.compile)
+        packages.append((_shown(package), compiled))
         schedule = schedule_of(options, config)
         latest = options.latest or bool(config and config.latest)
         target = load_target(
@@ -167,9 +207,11 @@ def deploy_command(settings: Settings, **kwargs: Any) -> int:
     failure: KfpCiError | None = None
     # Deploy (and start) every pipeline first, then wait for all the runs: they run side by side.
     start_only = replace(options, wait=False)
-    for target, schedule, latest, _config in prepared:
-        results.append(deploy_target(api, target, start_only, namespace=settings.namespace, host=host,
-                                     schedule=schedule, latest=latest))
+    for (target, schedule, latest, _config), (shown, compiled) in zip(prepared, packages, strict=True):
+        result = deploy_target(api, target, start_only, namespace=settings.namespace, host=host,
+                               schedule=schedule, latest=latest)
+        result.package, result.compiled = shown, compiled
+        results.append(result)
     if options.wait:
         deadline = None if options.timeout is None else time.monotonic() + options.timeout
         for result in results:
@@ -187,6 +229,8 @@ def deploy_command(settings: Settings, **kwargs: Any) -> int:
     if failure is not None:
         raise failure
     for result, (_t, _s, _l, config) in zip(results, prepared, strict=False):
+        if result.run_skipped:
+            continue  # unchanged: no run to judge
         if options.wait and result.run_state != "SUCCEEDED":
             detail = f": {result.run_error}" if result.run_error else ""
             raise RunFailed(f"run {result.run_id} of {result.pipeline} ended {result.run_state}{detail}")
