@@ -301,6 +301,30 @@ def _deploy_command() -> click.Command:
     return deploy_cmd
 
 
+def _plan_command() -> click.Command:
+    @click.command("plan", context_settings=CONTEXT_SETTINGS)
+    @click.argument("pipelines", nargs=-1)
+    @click.option("--base", metavar="REF", required=True, help="Branch the pull request merges into (compared "
+                  "with its committed compiled files and [tool.kfp-ci]).")
+    @click.option("--against-host", is_flag=True, help="Also compare with each pipeline's latest version on the "
+                  "KFP host (read-only GET requests; needs credentials).")
+    @click.option("--comment", is_flag=True, help="Post the plan as one pull-request comment, edited on every "
+                  "push (GitHub REST API, token from env GITHUB_TOKEN; without one: job summary only).")
+    @connection_options
+    @pass_app
+    def plan_cmd(app: App, **kwargs: Any) -> None:
+        """What merging this pull request would deploy: per pipeline, new version or unchanged, steps and
+        parameters changed, schedule changes, and the DAG with changed steps marked (Markdown).
+
+        PIPELINES: names from [tool.kfp-ci] or compiled YAML files. Default: every pipeline in [tool.kfp-ci].
+        """
+        settings = settings_from(app, kwargs)
+        from kfp_ci.deploy import plan_command
+
+        _exit_with(plan_command(settings, **kwargs))
+    return plan_cmd
+
+
 def _run_command() -> click.Command:
     @click.command("run", context_settings=CONTEXT_SETTINGS)
     @click.argument("pipeline")
@@ -469,6 +493,7 @@ _COMMANDS: dict[str, Callable[[], click.Command]] = {
     "compile": _compile_command,
     "login": _login_command,
     "deploy": _deploy_command,
+    "plan": _plan_command,
     "run": _run_command,
     "schedule": _schedule_command,
     "wait": _wait_command,
