@@ -279,14 +279,16 @@ def run_command(settings: Settings, **kwargs: Any) -> int:
                          pipeline_id=pipeline_id, version_id=version.id, parameters=params)
     host = api.host
     result = DeployResult(pipeline=name, namespace=namespace, host=host, pipeline_id=pipeline_id,
-                          version_name=version.name, version_id=version.id, experiment=experiment or DEFAULT_EXPERIMENT,
+                          version_name=version.name, version_id=version.id, version_action="deployed",
+                          experiment=experiment or DEFAULT_EXPERIMENT,
                           experiment_id=experiment_id, run_id=run.id, run_url=run_url(host, run.id),
                           run_state=run.state, dag=dag_of(_spec_of(api, version)))
     if wait:
         done = wait_for_run(api, run.id, timeout=kwargs.get("wait_timeout"),
                             terminate_on_timeout=bool(kwargs.get("terminate_on_timeout")))
         result.run_state, result.run_duration, result.run_error = done.state, run_duration(done), done.error
-    emit([result], kwargs.get("output") or "text")
+    emit([result], kwargs.get("output") or "text",
+         title=f"kfp-ci run: retraining `{name}` (version `{version.name}`)")
     if wait and result.run_state != "SUCCEEDED":
         raise RunFailed(f"run {run.id} ended {result.run_state}" + (f": {result.run_error}" if result.run_error
                                                                     else ""))

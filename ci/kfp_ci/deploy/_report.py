@@ -27,7 +27,7 @@ class DeployResult:
     version_name: str | None = None
     version_id: str | None = None
     version_action: str = "unchanged"
-    """uploaded | unchanged | would upload"""
+    """uploaded | unchanged | would upload (deploy); deployed (run: an existing version)"""
     content_hash: str | None = None
     package: str | None = None
     """the compiled file uploaded (or compared), as given or relative to the working directory"""
@@ -178,8 +178,8 @@ def human(result: DeployResult) -> str:
     return "\n".join(lines)
 
 
-def markdown(results: Sequence[DeployResult]) -> str:
-    parts = ["### kfp-ci deploy" + (" (dry run)" if any(r.dry_run for r in results) else "")]
+def markdown(results: Sequence[DeployResult], *, title: str = "kfp-ci deploy") -> str:
+    parts = [f"### {title}" + (" (dry run)" if any(r.dry_run for r in results) else "")]
     for result in results:
         parts.append("")
         parts.append("| | |")
@@ -195,7 +195,7 @@ def markdown(results: Sequence[DeployResult]) -> str:
     return "\n".join(parts)
 
 
-def emit(results: Sequence[DeployResult], output: str) -> None:
+def emit(results: Sequence[DeployResult], output: str, *, title: str = "kfp-ci deploy") -> None:
     """Print the results in the chosen format and write GitHub outputs and job summary when there."""
     if output == "json":
         data: Any = [r.to_json() for r in results]
@@ -211,7 +211,7 @@ def emit(results: Sequence[DeployResult], output: str) -> None:
         outputs = results[-1].outputs()
         outputs["results"] = json.dumps([r.result_entry() for r in results], separators=(",", ":"))
         github.set_outputs(outputs)
-        github.append_summary(markdown(results))
+        github.append_summary(markdown(results, title=title))
 
 
 def iso(when: datetime) -> str:
