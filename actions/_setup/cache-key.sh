@@ -4,7 +4,7 @@
 # include `compile`), the user's environment: the kfp pin, the requirements files' contents, the extra pip
 # arguments and the project's own packaging files. A new kfp-ci, Python, pin or requirement never reuses a venv.
 #
-# Environment: KFP_CI_ACTION_ROOT, KFP_CI_ACTION_PYTHON, KFP_CI_ACTION_EXTRAS, and (with compile)
+# Environment: KFP_CI_ACTION_ROOT, KFP_CI_ACTION_PYTHON, KFP_CI_ACTION_EXTRAS, KFP_CI_ACTION_VENV_ROOT, and (with compile)
 # KFP_CI_ACTION_KFP_VERSION, KFP_CI_ACTION_REQUIREMENTS, KFP_CI_ACTION_PIP_INSTALL, KFP_CI_ACTION_WORKDIR.
 set -euo pipefail
 
@@ -36,7 +36,9 @@ if [[ ",${extras}," == *,compile,* ]]; then
   user="$(printf '%s' "$user" | sha256sum)"
   user="${user:0:16}"
 fi
-venv="${RUNNER_TEMP:-/tmp}/kfp-ci-action/venv-py${pyver}${extras:+-}${extras//,/-}-${user}"
+# The venvs live under $RUNNER_TEMP/kfp-ci-action (a fixed path on GitHub-hosted runners, which the cache
+# restores to); KFP_CI_ACTION_VENV_ROOT moves them, e.g. to a directory a self-hosted runner keeps between jobs.
+venv="${KFP_CI_ACTION_VENV_ROOT:-${RUNNER_TEMP:-/tmp}/kfp-ci-action}/venv-py${pyver}${extras:+-}${extras//,/-}-${user}"
 {
   printf 'venv=%s\n' "$venv"
   printf 'key=kfp-ci-action-%s-py%s-%s-%s-%s\n' "${RUNNER_OS:-Linux}" "$pyver" "${extras:-core}" "${lock:0:32}" "$user"

@@ -7,6 +7,27 @@ import subprocess
 import sys
 from pathlib import Path
 
+PIPELINE_SOURCE = '''
+from kfp import dsl
+
+
+@dsl.component(base_image="python:3.11-slim")
+def make_rows(rows: int) -> int:
+    return rows * 2
+
+
+@dsl.component(base_image="python:3.11-slim")
+def report(total: int) -> str:
+    return f"total={total}"
+
+
+@dsl.pipeline(name="hello-ci")
+def hello_pipeline(rows: int = 3):
+    first = make_rows(rows=rows)
+    report(total=first.output)
+'''
+
+
 
 def git(repo: Path, *args: str) -> None:
     subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True,
