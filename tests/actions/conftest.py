@@ -166,12 +166,12 @@ def compiled_hello(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 WHEELS = ("kfp==2.14.6", "pandas", "httpx>=0.24", "beautifulsoup4>=4.10", "pyyaml>=6.0", "click>=8.1",
-          "setuptools>=77")
+          "setuptools>=77", "wheel")
 
 
 @pytest.fixture(scope="session")
 def wheelhouse() -> Path:
-    """Wheels for a real, offline install: kfp 2.14.6 (with its deps), pandas, kfp-ci's core and its build backend.
+    """Wheels (and the kfp-server-api sdist) for a real, offline install: kfp 2.14.6 with its deps, pandas, kfp-ci's core and the build backends.
 
     Kept in ``$KFP_CI_TEST_WHEELHOUSE`` (default ``~/.cache/kfp-ci-test/wheelhouse``): filled once from the
     package index (pip download), then resolved offline (``--no-index``) on every later session.
