@@ -156,7 +156,7 @@ def upsert_pr_comment(body: str, *, marker: str, env: Mapping[str, str] | None =
         return CommentOutcome("skipped", reason="no GITHUB_TOKEN (pass the job's token with pull-requests: write)")
     if not repository or number is None:
         return CommentOutcome("skipped", reason="not a pull_request event (no pull request number)")
-    register(token)
+    register(token, github_mask=False)  # GitHub masks its own job token already
     import httpx
 
     api = (env.get("GITHUB_API_URL") or "https://api.github.com").rstrip("/")

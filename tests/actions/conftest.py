@@ -171,7 +171,8 @@ WHEELS = ("kfp==2.14.6", "pandas", "httpx>=0.24", "beautifulsoup4>=4.10", "pyyam
 
 @pytest.fixture(scope="session")
 def wheelhouse() -> Path:
-    """Wheels (and the kfp-server-api sdist) for a real, offline install: kfp 2.14.6 with its deps, pandas, kfp-ci's core and the build backends.
+    """Wheels (and the kfp-server-api sdist) for a real, offline install: kfp 2.14.6 with its deps, pandas,
+    kfp-ci's core and the build backends.
 
     Kept in ``$KFP_CI_TEST_WHEELHOUSE`` (default ``~/.cache/kfp-ci-test/wheelhouse``): filled once from the
     package index (pip download), then resolved offline (``--no-index``) on every later session.
