@@ -33,7 +33,7 @@ def test_final_progress_line_and_summary_agree_on_the_duration() -> None:
     api: Any = SlowStart()
     run = wait_for_run(api, "r1", interval=4.0, max_interval=8.0, progress=lines.append, clock=clock,
                        sleep=clock.sleep)
-    final = [line for line in lines if "SUCCEEDED" in line][0]
+    final = next(line for line in lines if "SUCCEEDED" in line)
     result = DeployResult(pipeline="p", run_id="r1", run_state=run.state, run_duration=10.0)
     summary = human(result)
     assert final == "run r1: SUCCEEDED (10.0s)"
