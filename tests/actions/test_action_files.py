@@ -257,3 +257,55 @@ def test_install_reuses_a_given_venv_or_fails_in_one_line(tmp_path: Path) -> Non
     code, outputs, text = _setup_script("install.sh", tmp_path, KFP_CI_ACTION_VENV=str(tmp_path / "nope"))
     assert code == 2 and not outputs
     assert "has no working kfp-ci" in text
+
+
+REUSABLE = ("kfp-deploy.yml", "kfp-retrain.yml", "kfp-validate.yml")
+
+
+@pytest.mark.parametrize("name", REUSABLE)
+def test_reusable_workflows_check_out_the_commit_they_were_called_at(name: str) -> None:
+    """One pin: kfp-ci's actions come from job.workflow_sha unless the override inputs are set."""
+    workflow = _load(ROOT / ".github" / "workflows" / name)
+    inputs = workflow["on"]["workflow_call"]["inputs"]
+    assert inputs["kfp-ci-ref"]["default"] == "" and inputs["kfp-ci-repository"]["default"] == ""
+    [job] = workflow["jobs"].values()
+    [checkout] = [s for s in job["steps"] if s.get("with", {}).get("path") == ".kfp-ci-action"]
+    assert checkout["with"]["ref"] == "${{ inputs.kfp-ci-ref || job.workflow_sha }}"
+    assert "job.workflow_repository" in checkout["with"]["repository"]
+
+
+def test_no_caller_must_grant_packages_write_except_to_build_an_image() -> None:
+    for path in WORKFLOWS:
+        for job in _load(path)["jobs"].values():
+            if isinstance(job.get("permissions"), dict) and job["permissions"].get("packages") == "write":
+                assert path.name == "kfp-image.yml", path
+    validate = _load(ROOT / ".github" / "workflows" / "kfp-validate.yml")
+    assert validate["jobs"]["validate"]["permissions"] == {"contents": "read"}  # the comment uses the caller's token
+
+
+def _budget(workflow: str, **env: str) -> tuple[int, str, str]:
+    [job] = _load(ROOT / ".github" / "workflows" / workflow)["jobs"].values()
+    [step] = [s for s in job["steps"] if s.get("id") == "budget"]
+    assert job["timeout-minutes"] == "${{ inputs.job-timeout-minutes }}"
+    out = Path(os.environ.get("TMPDIR", "/tmp")) / f"budget-{os.getpid()}-{workflow}"
+    out.write_text("", encoding="utf-8")
+    done = subprocess.run(["bash", "-eo", "pipefail", "-c", step["run"]], env={"PATH": os.environ["PATH"],
+                          "GITHUB_OUTPUT": str(out), **env}, capture_output=True, text=True, check=False)
+    written = out.read_text(encoding="utf-8")
+    out.unlink()
+    return done.returncode, written, done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("workflow", ["kfp-deploy.yml", "kfp-retrain.yml"])
+def test_the_wait_ends_before_the_job_limit(workflow: str) -> None:
+    """timeout 0 = the job limit less 5 minutes; a timeout past that fails at once, naming the limit to set."""
+    code, written, _ = _budget(workflow, TIMEOUT="0", JOB_MINUTES="60", WAITING="true")
+    assert code == 0 and written == "timeout=3300\n"
+    code, written, _ = _budget(workflow, TIMEOUT="1200", JOB_MINUTES="60", WAITING="true")
+    assert code == 0 and written == "timeout=1200\n"
+    code, written, text = _budget(workflow, TIMEOUT="3600", JOB_MINUTES="60", WAITING="true")
+    assert code == 2 and written == ""
+    assert "raise job-timeout-minutes to 65 or more" in text
+    if workflow == "kfp-deploy.yml":  # no wait: no timeout is passed at all
+        code, written, _ = _budget(workflow, TIMEOUT="0", JOB_MINUTES="60", WAITING="false")
+        assert code == 0 and written == "timeout=\n"
