@@ -129,6 +129,17 @@ def _compile(out: Path) -> Path:
     return path
 
 
+def _variant(package: Path, tag: str) -> Path:
+    """The package with another description: a changed pipeline (an unchanged one uploads nothing and runs nothing)."""
+    import yaml
+
+    docs = list(yaml.safe_load_all(package.read_text()))
+    docs[0].setdefault("pipelineInfo", {})["description"] = f"bench {tag}"
+    path = package.with_name(f"bench-{tag}.yaml")
+    path.write_text(yaml.safe_dump_all(docs, sort_keys=False))
+    return path
+
+
 def _run(cmd: list[str], env: dict[str, str]) -> tuple[float, str]:
     start = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
@@ -168,20 +179,23 @@ def main(argv: list[str] | None = None) -> int:
             # The console script, as a CI step runs it (python -m kfp_ci when it is not installed as a script).
             script_path = Path(sys.executable).with_name("kfp-ci")
             launcher = [str(script_path)] if script_path.exists() else [sys.executable, "-m", "kfp_ci"]
-            deploy_args = ["deploy", str(package), "--host", url, "--auth", args.auth, "--run", "--experiment", "bench"]
-            kfp_ci = [*launcher, *deploy_args]
+            options = ["--host", url, "--auth", args.auth, "--run", "--experiment", "bench"]
             # The pipeline exists before the measured rounds (the CI case: a push to main).
-            _run([*kfp_ci, "--version-name", "setup"], env)
+            _run([*launcher, "deploy", str(package), *options, "--version-name", "setup"], env)
             ours: list[float] = []
             theirs: list[float] = []
+            # Each round deploys a changed package (as a push that changed the pipeline does), on both sides.
             for i in range(args.rounds):
-                ours.append(_run([*kfp_ci, "--version-name", f"kfp-ci-{i}"], env)[0])
-                theirs.append(_run([sys.executable, str(script), url, str(package), f"sdk-{i}"], env)[0])
+                changed = _variant(package, str(i))
+                ours.append(_run([*launcher, "deploy", str(changed), *options, "--version-name", f"kfp-ci-{i}"],
+                                 env)[0])
+                theirs.append(_run([sys.executable, str(script), url, str(changed), f"sdk-{i}"], env)[0])
             count_env = {**env, "BENCH_COUNT": "1"}
-            ours_requests = _requests(_run([sys.executable, "-c", KFP_CI_COUNT, *deploy_args, "--version-name",
-                                            "count"], count_env)[1])
-            theirs_requests = _requests(_run([sys.executable, str(script), url, str(package), "sdk-count"],
-                                             count_env)[1])
+            ours_requests = _requests(_run([sys.executable, "-c", KFP_CI_COUNT, "deploy",
+                                            str(_variant(package, "count")), *options, "--version-name", "count"],
+                                           count_env)[1])
+            theirs_requests = _requests(_run([sys.executable, str(script), url, str(_variant(package, "sdk-count")),
+                                              "sdk-count"], count_env)[1])
     ours_median, theirs_median = statistics.median(ours), statistics.median(theirs)
     result: dict[str, Any] = {
         "rounds": args.rounds,

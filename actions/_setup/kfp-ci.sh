@@ -60,9 +60,16 @@ case "$command" in
     opt --version-name "${KFP_CI_IN_VERSION_NAME:-}"
     repeat --param "${KFP_CI_IN_PARAMS:-}"
     flag --run "${KFP_CI_IN_RUN:-}"
-    flag --wait "${KFP_CI_IN_WAIT:-}"
-    opt --timeout "${KFP_CI_IN_TIMEOUT:-}"
-    flag --terminate-on-timeout "${KFP_CI_IN_TERMINATE_ON_TIMEOUT:-}"
+    if is_true "${KFP_CI_IN_RUN:-}"; then
+      # wait, timeout and run-always only mean something with a run (wait defaults to true).
+      flag --run-always "${KFP_CI_IN_RUN_ALWAYS:-}"
+      flag --wait "${KFP_CI_IN_WAIT:-}"
+      if is_true "${KFP_CI_IN_WAIT:-}"; then
+        opt --timeout "${KFP_CI_IN_TIMEOUT:-}"
+        flag --terminate-on-timeout "${KFP_CI_IN_TERMINATE_ON_TIMEOUT:-}"
+      fi
+    fi
+    opt --compile "${KFP_CI_IN_COMPILE:-}"
     opt --schedule "${KFP_CI_IN_SCHEDULE:-}"
     opt --every "${KFP_CI_IN_EVERY:-}"
     flag --latest "${KFP_CI_IN_LATEST:-}"

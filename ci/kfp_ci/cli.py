@@ -254,7 +254,14 @@ def deploy_options(func: F) -> F:
                      "{ref}, {date}, {n}. Default {short_sha} (with -dirty on a dirty tree)."),
         click.option("--param", "params", multiple=True, metavar="KEY=VALUE", callback=_param_pairs,
                      help="Run parameter, typed by the pipeline's inputs (repeatable)."),
-        click.option("--run", "run_once", is_flag=True, help="Start a run of the deployed version."),
+        click.option("--run", "run_once", is_flag=True, help="Start a run of the deployed version (only when a "
+                     "version was uploaded: an unchanged pipeline starts no run)."),
+        click.option("--run-always", is_flag=True, help="With --run: start the run even when the pipeline is "
+                     "unchanged (its latest version holds the same package) and nothing was uploaded."),
+        click.option("--compile", "compile_mode", type=click.Choice(["auto", "always", "never"]), default="auto",
+                     show_default=True, help="auto: upload a configured pipeline's committed compiled file (its "
+                     "output) when it exists, without kfp, else compile; always: recompile; never: only "
+                     "committed or given files."),
         click.option("--wait", is_flag=True, help="Wait for the run to finish; exit 0 only if it SUCCEEDED."),
         click.option("--timeout", "wait_timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
                      help="Give up waiting after SECONDS (exit 5)."),
@@ -302,6 +309,30 @@ def _deploy_command() -> click.Command:
 
         _exit_with(deploy_command(settings, **kwargs))
     return deploy_cmd
+
+
+def _plan_command() -> click.Command:
+    @click.command("plan", context_settings=CONTEXT_SETTINGS)
+    @click.argument("pipelines", nargs=-1)
+    @click.option("--base", metavar="REF", required=True, help="Branch the pull request merges into (compared "
+                  "with its committed compiled files and [tool.kfp-ci]).")
+    @click.option("--against-host", is_flag=True, help="Also compare with each pipeline's latest version on the "
+                  "KFP host (read-only GET requests; needs credentials).")
+    @click.option("--comment", is_flag=True, help="Post the plan as one pull-request comment, edited on every "
+                  "push (GitHub REST API, token from env GITHUB_TOKEN; without one: job summary only).")
+    @connection_options
+    @pass_app
+    def plan_cmd(app: App, **kwargs: Any) -> None:
+        """What merging this pull request would deploy: per pipeline, new version or unchanged, steps and
+        parameters changed, schedule changes, and the DAG with changed steps marked (Markdown).
+
+        PIPELINES: names from [tool.kfp-ci] or compiled YAML files. Default: every pipeline in [tool.kfp-ci].
+        """
+        settings = settings_from(app, kwargs)
+        from kfp_ci.deploy import plan_command
+
+        _exit_with(plan_command(settings, **kwargs))
+    return plan_cmd
 
 
 def _run_command() -> click.Command:
@@ -547,6 +578,7 @@ _COMMANDS: dict[str, Callable[[], click.Command]] = {
     "compile": _compile_command,
     "login": _login_command,
     "deploy": _deploy_command,
+    "plan": _plan_command,
     "run": _run_command,
     "schedule": _schedule_command,
     "wait": _wait_command,

@@ -12,38 +12,18 @@ import os
 import shutil
 import subprocess
 import sys
-import textwrap
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from act_helpers import compile_pipeline, git
+from act_helpers import PIPELINE_SOURCE, Stubs, compile_pipeline, git, write_stubs
 
 ROOT = Path(__file__).resolve().parents[2]
 CHECKOUT = "actions/checkout@11bd71901bbe5b1630ceea73d27597364c9af683"
 SETUP_PYTHON = "actions/setup-python@a26af69be951a213d495a4c3e4e4022e16d87065"
 CACHE = "actions/cache@5a3ec84eff668545956fd18022155c47e93e2684"
 
-PIPELINE_SOURCE = '''
-from kfp import dsl
-
-
-@dsl.component(base_image="python:3.11-slim")
-def make_rows(rows: int) -> int:
-    return rows * 2
-
-
-@dsl.component(base_image="python:3.11-slim")
-def report(total: int) -> str:
-    return f"total={total}"
-
-
-@dsl.pipeline(name="hello-ci")
-def hello_pipeline(rows: int = 3):
-    first = make_rows(rows=rows)
-    report(total=first.output)
-'''
 
 PYPROJECT = '''
 [tool.kfp-ci]
@@ -64,88 +44,10 @@ def _act_binary() -> str:
     return found
 
 
-def _write_stub(directory: Path, action_yml: str) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / "action.yml").write_text(textwrap.dedent(action_yml).lstrip(), encoding="utf-8")
-    return directory
-
-
-@dataclass
-class Stubs:
-    checkout: Path
-    setup_python: Path
-    cache: Path
-
-
 @pytest.fixture(scope="session")
 def stubs(tmp_path_factory: pytest.TempPathFactory) -> Stubs:
     """Local stand-ins for the three remote actions the workflows use."""
-    base = tmp_path_factory.mktemp("stubs")
-    checkout = _write_stub(base / "checkout", """
-        name: checkout stand-in
-        description: Copies the consumer repository, or links this kfp-ci checkout for another repository.
-        inputs:
-          repository: {description: repo, default: ""}
-          ref: {description: ref, default: ""}
-          path: {description: path, default: ""}
-          fetch-depth: {description: depth, default: "1"}
-          persist-credentials: {description: creds, default: "true"}
-        runs:
-          using: composite
-          steps:
-            - shell: bash
-              env:
-                STUB_REPOSITORY: ${{ inputs.repository }}
-                STUB_PATH: ${{ inputs.path }}
-                STUB_CREDS: ${{ inputs.persist-credentials }}
-              run: |
-                set -eu
-                [ "$STUB_CREDS" = "false" ] || { echo "checkout must not persist credentials" >&2; exit 1; }
-                dest="$GITHUB_WORKSPACE/$STUB_PATH"
-                if [ -z "$STUB_REPOSITORY" ] || [ "$STUB_REPOSITORY" = "$GITHUB_REPOSITORY" ]; then
-                  mkdir -p "$dest"
-                  cp -a "$KFP_CI_TEST_CONSUMER/." "$dest/"
-                  echo "stub checkout: consumer repository"
-                else
-                  rm -rf "$dest"
-                  ln -s "$KFP_CI_TEST_KFP_CI" "$dest"
-                  echo "stub checkout: $STUB_REPOSITORY -> $dest"
-                fi
-        """)
-    setup_python = _write_stub(base / "setup-python", """
-        name: setup-python stand-in
-        description: Reports the host's python3.
-        inputs:
-          python-version: {description: version, default: ""}
-          update-environment: {description: update, default: "true"}
-        outputs:
-          python-path:
-            description: interpreter
-            value: ${{ steps.py.outputs.python-path }}
-        runs:
-          using: composite
-          steps:
-            - id: py
-              shell: bash
-              run: echo "python-path=$(command -v python3)" >> "$GITHUB_OUTPUT"
-        """)
-    cache = _write_stub(base / "cache", """
-        name: cache stand-in
-        description: Never hits.
-        inputs:
-          path: {description: path, default: ""}
-          key: {description: key, default: ""}
-        outputs:
-          cache-hit:
-            description: hit
-            value: "false"
-        runs:
-          using: composite
-          steps:
-            - shell: bash
-              run: echo "stub cache miss"
-        """)
-    return Stubs(checkout, setup_python, cache)
+    return write_stubs(tmp_path_factory.mktemp("stubs"))
 
 
 @pytest.fixture(scope="session")
@@ -156,6 +58,29 @@ def compiled_hello(tmp_path_factory: pytest.TempPathFactory) -> Path:
     output = base / "hello-ci.yaml"
     compile_pipeline(source, output)
     return output
+
+
+WHEELS = ("kfp==2.14.6", "pandas", "httpx>=0.24", "beautifulsoup4>=4.10", "pyyaml>=6.0", "click>=8.1",
+          "setuptools>=77", "wheel")
+
+
+@pytest.fixture(scope="session")
+def wheelhouse() -> Path:
+    """Wheels (and the kfp-server-api sdist) for a real, offline install: kfp 2.14.6 with its deps, pandas,
+    kfp-ci's core and the build backends.
+
+    Kept in ``$KFP_CI_TEST_WHEELHOUSE`` (default ``~/.cache/kfp-ci-test/wheelhouse``): filled once from the
+    package index (pip download), then resolved offline (``--no-index``) on every later session.
+    """
+    where = Path(os.environ.get("KFP_CI_TEST_WHEELHOUSE") or Path.home() / ".cache" / "kfp-ci-test" / "wheelhouse")
+    where.mkdir(parents=True, exist_ok=True)
+    pip = [sys.executable, "-m", "pip", "download", "--disable-pip-version-check", "-q", "-d", str(where)]
+    offline = subprocess.run([*pip, "--no-index", "--find-links", str(where), *WHEELS], capture_output=True,
+                             text=True, check=False)
+    if offline.returncode != 0:
+        online = subprocess.run([*pip, *WHEELS], capture_output=True, text=True, check=False, timeout=600)
+        assert online.returncode == 0, "cannot fill the wheelhouse: " + online.stderr[-2000:]
+    return where
 
 
 @pytest.fixture
@@ -188,7 +113,14 @@ def run_act(stubs: Stubs, tmp_path: Path) -> Iterator[object]:
     act = _act_binary()
 
     def run(repo: Path, event: str, workflow: str, *, variables: Mapping[str, str] = {},
-            secrets: Mapping[str, str] = {}, event_json: str | None = None, timeout: float = 240) -> ActResult:
+            secrets: Mapping[str, str] = {}, event_json: str | None = None, timeout: float = 240,
+            install: Path | None = None, extra_env: Mapping[str, str] = {}) -> ActResult:
+        """Run ``workflow`` on ``event`` in ``repo``.
+
+        kfp-ci comes from the dev venv with this checkout's sources first on PYTHONPATH, unless ``install`` is
+        a directory: then the actions install for real (pip, from the wheelhouse ``install``, offline) into
+        venvs the cache stand-in keeps under ``tmp_path/cache`` (so a second run in the same test hits).
+        """
         args = [act, event, "-W", f".github/workflows/{workflow}", "-P", "ubuntu-latest=-self-hosted",
                 "--local-repository", f"{CHECKOUT}={stubs.checkout}",
                 "--local-repository", f"{SETUP_PYTHON}={stubs.setup_python}",
@@ -200,16 +132,30 @@ def run_act(stubs: Stubs, tmp_path: Path) -> Iterator[object]:
         for name in secrets:
             args += ["-s", name]  # value from the environment, never on the command line
         env_file = tmp_path / "act.env"
-        env_file.write_text(f"KFP_CI_ACTION_VENV={Path(sys.executable).parent.parent}\n"
-                            f"KFP_CI_TEST_CONSUMER={repo}\nKFP_CI_TEST_KFP_CI={ROOT}\n", encoding="utf-8")
+        lines = [f"KFP_CI_TEST_CONSUMER={repo}", f"KFP_CI_TEST_KFP_CI={ROOT}"]
+        if install is None:
+            lines += [f"KFP_CI_ACTION_VENV={Path(sys.executable).parent.parent}", f"PYTHONPATH={ROOT / 'ci'}"]
+        else:
+            lines += ["PIP_NO_INDEX=1", f"PIP_FIND_LINKS={install}", "PIP_DISABLE_PIP_VERSION_CHECK=1",
+                      f"KFP_CI_TEST_CACHE_STORE={tmp_path / 'cache'}",
+                      # act's RUNNER_TEMP changes every run; GitHub's does not (a restored venv keeps its path).
+                      f"KFP_CI_ACTION_VENV_ROOT={tmp_path / 'runner-temp' / 'kfp-ci-action'}"]
+        lines += [f"{k}={v}" for k, v in extra_env.items()]
+        env_file.write_text("\n".join(lines) + "\n", encoding="utf-8")
         args += ["--env-file", str(env_file)]
         if event_json is not None:
             event_file = tmp_path / "event.json"
             event_file.write_text(event_json, encoding="utf-8")
             args += ["-e", str(event_file)]
         env = {**os.environ, **secrets, "HOME": str(tmp_path / "home"), "XDG_CACHE_HOME": str(tmp_path / "xdg")}
+        env.pop("PYTHONPATH", None)
         (tmp_path / "home").mkdir(exist_ok=True)
         done = subprocess.run(args, cwd=repo, env=env, capture_output=True, text=True, timeout=timeout, check=False)
+        log_dir = os.environ.get("KFP_CI_TEST_ACT_LOG_DIR")  # debugging: keep every act log
+        if log_dir:
+            Path(log_dir).mkdir(parents=True, exist_ok=True)
+            count = len(list(Path(log_dir).glob("*.log")))
+            (Path(log_dir) / f"{count:03d}-{workflow}.log").write_text(done.stdout + done.stderr, encoding="utf-8")
         return ActResult(done.returncode, done.stdout + done.stderr)
 
     yield run

@@ -57,7 +57,8 @@ def test_actions_are_composite_with_kebab_inputs_reaching_run_only_through_env(p
 @pytest.mark.parametrize("name", ["action.yml", "actions/deploy/action.yml", "actions/run/action.yml"])
 def test_deploy_and_run_actions_declare_every_output_from_the_kfp_ci_step(name: str) -> None:
     outputs = _load(ROOT / name)["outputs"]
-    assert set(outputs) == OUTPUTS
+    expected = OUTPUTS | ({"version-action", "results"} if "run" not in name else set())
+    assert set(outputs) == expected
     for key, value in outputs.items():
         assert value["value"] == f"${{{{ steps.kfp-ci.outputs.{key} }}}}"
 
@@ -184,9 +185,68 @@ def test_cache_key_follows_python_and_extras(tmp_path: Path) -> None:
     version = ".".join(str(n) for n in sys.version_info[:3])
     assert core["key"].startswith(f"kfp-ci-action-Linux-py{version}-core-")
     assert compile_["key"].startswith(f"kfp-ci-action-Linux-py{version}-compile-")
-    assert core["key"].rsplit("-", 1)[1] == compile_["key"].rsplit("-", 1)[1]  # same sources, same lock hash
+    assert core["key"].split("-")[-2] == compile_["key"].split("-")[-2]  # same sources, same lock hash
     assert core["venv"] != compile_["venv"]
     assert compile_["venv"].startswith(str(tmp_path))
+
+
+def test_cache_key_follows_the_users_kfp_pin_and_requirements(tmp_path: Path) -> None:
+    """With compile, the kfp pin, the requirements files' content and pip arguments are in the key."""
+    work = tmp_path / "repo"
+    work.mkdir()
+    (work / "requirements.txt").write_text("pandas==2.2.3\n", encoding="utf-8")
+    base = {"KFP_CI_ACTION_PYTHON": sys.executable, "KFP_CI_ACTION_EXTRAS": "compile",
+            "KFP_CI_ACTION_WORKDIR": str(work)}
+    keys = {}
+    for label, extra in [("plain", {}), ("pin", {"KFP_CI_ACTION_KFP_VERSION": "2.14.*"}),
+                         ("req", {"KFP_CI_ACTION_REQUIREMENTS": "requirements.txt"}),
+                         ("pip", {"KFP_CI_ACTION_PIP_INSTALL": "-e ."})]:
+        code, outputs, _ = _setup_script("cache-key.sh", tmp_path, **base, **extra)
+        assert code == 0
+        keys[label] = (outputs["key"], outputs["venv"])
+    assert len({k for k, _ in keys.values()}) == 4 and len({v for _, v in keys.values()}) == 4
+    (work / "requirements.txt").write_text("pandas==2.2.2\n", encoding="utf-8")
+    _, changed, _ = _setup_script("cache-key.sh", tmp_path, **base, KFP_CI_ACTION_REQUIREMENTS="requirements.txt")
+    assert changed["key"] != keys["req"][0]
+    # Without compile (a deploy that uploads committed files) the user's environment is not installed: one key.
+    _, core_a, _ = _setup_script("cache-key.sh", tmp_path, KFP_CI_ACTION_PYTHON=sys.executable)
+    _, core_b, _ = _setup_script("cache-key.sh", tmp_path, KFP_CI_ACTION_PYTHON=sys.executable,
+                                 KFP_CI_ACTION_KFP_VERSION="2.14.*")
+    assert core_a["key"] == core_b["key"]
+
+
+@pytest.mark.parametrize(("inputs", "mode", "extras"), [
+    ({}, "auto", ""),
+    ({"KFP_CI_IN_COMPILE": "always"}, "always", "compile"),
+    ({"KFP_CI_IMAGE": "ghcr.io/acme/t:1"}, "always", "compile"),
+    ({"KFP_CI_IN_COMPILE": "never"}, "never", ""),
+    ({"KFP_CI_IN_PIPELINES": "pipelines/p.py"}, "auto", "compile"),
+    ({"KFP_CI_IN_PIPELINES": "missing"}, "auto", "compile"),
+    ({"KFP_CI_IN_PIPELINES": "other.yaml"}, "auto", ""),
+])
+def test_needs_compile_installs_kfp_only_when_something_is_compiled(tmp_path: Path, inputs: dict[str, str],
+                                                                    mode: str, extras: str) -> None:
+    """compile auto: committed outputs are uploaded without kfp; a missing output, a source or an image compile."""
+    work = tmp_path / "repo"
+    (work / "pipelines").mkdir(parents=True)
+    (work / "compiled").mkdir()
+    (work / "pipelines" / "p.py").write_text("", encoding="utf-8")
+    (work / "compiled" / "present.yaml").write_text("root: {}\n", encoding="utf-8")
+    (work / "pyproject.toml").write_text(
+        '[[tool.kfp-ci.pipelines]]\nsource = "pipelines/p.py:a"\nname = "present"\noutput = "compiled/present.yaml"\n'
+        '[[tool.kfp-ci.pipelines]]\nsource = "pipelines/p.py:b"\nname = "missing"\noutput = "compiled/missing.yaml"\n',
+        encoding="utf-8")
+    if "KFP_CI_IN_PIPELINES" not in inputs and mode == "auto":
+        inputs = {**inputs, "KFP_CI_IN_PIPELINES": "present"}
+    out = tmp_path / "out"
+    out.write_text("", encoding="utf-8")
+    env = {"PATH": os.environ["PATH"], "GITHUB_OUTPUT": str(out), "PYTHONPATH": str(ROOT / "ci"),
+           "KFP_CI_IN_WORKING_DIRECTORY": str(work), **inputs}
+    done = subprocess.run([sys.executable, str(ROOT / "actions" / "_setup" / "needs-compile.py")], env=env,
+                          capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    outputs = dict(line.split("=", 1) for line in out.read_text(encoding="utf-8").splitlines())
+    assert outputs == {"mode": mode, "extras": extras}
 
 
 def test_install_reuses_a_given_venv_or_fails_in_one_line(tmp_path: Path) -> None:
@@ -197,3 +257,55 @@ def test_install_reuses_a_given_venv_or_fails_in_one_line(tmp_path: Path) -> Non
     code, outputs, text = _setup_script("install.sh", tmp_path, KFP_CI_ACTION_VENV=str(tmp_path / "nope"))
     assert code == 2 and not outputs
     assert "has no working kfp-ci" in text
+
+
+REUSABLE = ("kfp-deploy.yml", "kfp-retrain.yml", "kfp-validate.yml")
+
+
+@pytest.mark.parametrize("name", REUSABLE)
+def test_reusable_workflows_check_out_the_commit_they_were_called_at(name: str) -> None:
+    """One pin: kfp-ci's actions come from job.workflow_sha unless the override inputs are set."""
+    workflow = _load(ROOT / ".github" / "workflows" / name)
+    inputs = workflow["on"]["workflow_call"]["inputs"]
+    assert inputs["kfp-ci-ref"]["default"] == "" and inputs["kfp-ci-repository"]["default"] == ""
+    [job] = workflow["jobs"].values()
+    [checkout] = [s for s in job["steps"] if s.get("with", {}).get("path") == ".kfp-ci-action"]
+    assert checkout["with"]["ref"] == "${{ inputs.kfp-ci-ref || job.workflow_sha }}"
+    assert "job.workflow_repository" in checkout["with"]["repository"]
+
+
+def test_no_caller_must_grant_packages_write_except_to_build_an_image() -> None:
+    for path in WORKFLOWS:
+        for job in _load(path)["jobs"].values():
+            if isinstance(job.get("permissions"), dict) and job["permissions"].get("packages") == "write":
+                assert path.name == "kfp-image.yml", path
+    validate = _load(ROOT / ".github" / "workflows" / "kfp-validate.yml")
+    assert validate["jobs"]["validate"]["permissions"] == {"contents": "read"}  # the comment uses the caller's token
+
+
+def _budget(workflow: str, **env: str) -> tuple[int, str, str]:
+    [job] = _load(ROOT / ".github" / "workflows" / workflow)["jobs"].values()
+    [step] = [s for s in job["steps"] if s.get("id") == "budget"]
+    assert job["timeout-minutes"] == "${{ inputs.job-timeout-minutes }}"
+    out = Path(os.environ.get("TMPDIR", "/tmp")) / f"budget-{os.getpid()}-{workflow}"
+    out.write_text("", encoding="utf-8")
+    done = subprocess.run(["bash", "-eo", "pipefail", "-c", step["run"]], env={"PATH": os.environ["PATH"],
+                          "GITHUB_OUTPUT": str(out), **env}, capture_output=True, text=True, check=False)
+    written = out.read_text(encoding="utf-8")
+    out.unlink()
+    return done.returncode, written, done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("workflow", ["kfp-deploy.yml", "kfp-retrain.yml"])
+def test_the_wait_ends_before_the_job_limit(workflow: str) -> None:
+    """timeout 0 = the job limit less 5 minutes; a timeout past that fails at once, naming the limit to set."""
+    code, written, _ = _budget(workflow, TIMEOUT="0", JOB_MINUTES="60", WAITING="true")
+    assert code == 0 and written == "timeout=3300\n"
+    code, written, _ = _budget(workflow, TIMEOUT="1200", JOB_MINUTES="60", WAITING="true")
+    assert code == 0 and written == "timeout=1200\n"
+    code, written, text = _budget(workflow, TIMEOUT="3600", JOB_MINUTES="60", WAITING="true")
+    assert code == 2 and written == ""
+    assert "raise job-timeout-minutes to 65 or more" in text
+    if workflow == "kfp-deploy.yml":  # no wait: no timeout is passed at all
+        code, written, _ = _budget(workflow, TIMEOUT="0", JOB_MINUTES="60", WAITING="false")
+        assert code == 0 and written == "timeout=\n"

@@ -61,8 +61,8 @@ def test_pipeline_summary_script_compares_with_the_base_branch(consumer: Path, c
     (consumer / "compiled" / "hello-ci.yaml").write_bytes(changed.read_bytes())
     done = subprocess.run([sys.executable, str(ROOT / "scripts" / "pipeline-summary"), "--base", "main"],
                           cwd=consumer, capture_output=True, text=True, check=False,
-                          env={"PATH": "/usr/bin:/bin", "HOME": str(consumer)})
+                          env={"PATH": "/usr/bin:/bin", "HOME": str(consumer), "PYTHONPATH": str(ROOT / "ci")})
     assert done.returncode == 0, done.stderr
-    assert "### Pipeline `hello-ci` (`compiled/hello-ci.yaml`)" in done.stdout
+    assert "### Pipeline `hello-ci` (`compiled/hello-ci.yaml`, `sha256:" in done.stdout
     assert "| + | step | `publish` | added |" in done.stdout
-    assert "Changes against `main`" in done.stdout
+    assert "| base `main` | **new version** |" in done.stdout

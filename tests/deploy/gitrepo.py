@@ -33,3 +33,17 @@ def commit_all(repo: Path, message: str) -> str:
     git(repo, "add", "-A")
     git(repo, "commit", "-q", "--allow-empty", "-m", message)
     return git(repo, "rev-parse", "HEAD")
+
+
+def new_revision(repo: Path, message: str) -> str:
+    """Commit a real change to every compiled package in ``repo`` (its description), so a deploy uploads.
+
+    A commit that leaves the packages alone deploys nothing new: the latest version already holds them.
+    """
+    import yaml
+
+    for package in sorted(repo.glob("*.yaml")):
+        docs = list(yaml.safe_load_all(package.read_text()))
+        docs[0].setdefault("pipelineInfo", {})["description"] = f"revision: {message}"
+        package.write_text(yaml.safe_dump_all(docs, sort_keys=False))
+    return commit_all(repo, message)

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from .gitrepo import commit_all
+from .gitrepo import new_revision
 from .test_deploy_e2e import kfp_ci, recurring, sdk, short_sha
 
 
@@ -19,7 +19,7 @@ def test_run_wait_status_and_schedule_commands(kfp_server: Callable[..., Any], r
     monkeypatch.chdir(root)
     first = short_sha(root)
     assert kfp_ci("deploy", "add-square.yaml", "needs-input.yaml", "--host", srv.url)[0] == 0
-    commit_all(root, "v2")
+    new_revision(root, "v2")
     assert kfp_ci("deploy", "add-square.yaml", "--host", srv.url)[0] == 0
 
     # run: the latest version by default, a named one on request, typed parameters.

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from kfp_ci.cli import main
 
-from .gitrepo import commit_all, git
+from .gitrepo import commit_all, git, new_revision
 
 ENV = {"KFP_CI_CONFIG": "", "GITHUB_OUTPUT": "", "GITHUB_STEP_SUMMARY": "", "GITHUB_ACTIONS": "",
        "KFP_CI_TOKEN": "", "KFP_CI_PASSWORD": ""}
@@ -72,7 +72,14 @@ def test_first_deploy_unchanged_redeploy_new_commit_and_conflict(
     assert code == 0 and data["version_action"] == "unchanged" and data["pipeline_action"] == "found"
     assert versions_of(srv.url, "add-square") == [first]
 
-    commit_all(root, "second commit")
+    # A commit that leaves the package alone (docs only): nothing uploaded, the latest version reported.
+    commit_all(root, "docs only")
+    code, out, data = kfp_ci("deploy", "add-square.yaml", "--host", srv.url, "--run", "-o", "json")
+    assert code == 0 and data["version_action"] == "unchanged" and data["version_name"] == first, out
+    assert data["run_id"] is None and "unchanged" in data["run_skipped"]
+    assert versions_of(srv.url, "add-square") == [first] and not (sdk(srv.url).list_runs().runs or [])
+
+    new_revision(root, "second commit")
     second = short_sha(root)
     code, out, data = kfp_ci("deploy", "add-square.yaml", "--host", srv.url, "-o", "json")
     assert code == 0 and data["version_action"] == "uploaded" and data["version_name"] == second
@@ -80,9 +87,7 @@ def test_first_deploy_unchanged_redeploy_new_commit_and_conflict(
     assert len(sdk(srv.url).list_pipelines(page_size=100).pipelines) == 1  # never a pipeline per commit
 
     # A different package under an existing version name is a conflict, never an overwrite.
-    text = (root / "add-square.yaml").read_text().replace("a + b, squared", "changed description")
-    (root / "add-square.yaml").write_text(text)
-    commit_all(root, "changed pipeline")
+    new_revision(root, "changed pipeline")
     code, out, _ = kfp_ci("deploy", "add-square.yaml", "--host", srv.url, "--version-name", second)
     assert code == 4 and "refusing to overwrite" in out and "Traceback" not in out
     assert versions_of(srv.url, "add-square") == sorted([first, second])
@@ -124,7 +129,7 @@ def test_dry_run_changes_nothing(kfp_server: Callable[..., Any], repo: Callable[
     root = Path.cwd()
     assert kfp_ci("deploy", "add-square.yaml", "--host", srv.url, "--schedule", "0 3 * * *")[0] == 0
     before = (versions_of(srv.url, "add-square"), [(r.recurring_run_id, r.status) for r in recurring(srv.url)])
-    commit_all(root, "next")
+    new_revision(root, "next")
     code, out, data = kfp_ci("deploy", "add-square.yaml", "--host", srv.url, "--schedule", "0 4 * * *", "--run",
                              "--dry-run", "-o", "json")
     assert code == 0, out
@@ -195,14 +200,14 @@ def test_schedule_swap_keeps_one_enabled_recurring_run(kfp_server: Callable[...,
     code, out, data = kfp_ci("deploy", "add-square.yaml", "--host", srv.url, "--schedule", "0 3 * * *", "-o", "json")
     assert data["recurring_action"] == "unchanged" and data["recurring_run_id"] == first_rr
 
-    commit_all(root, "new model")
+    new_revision(root, "new model")
     code, out, data = kfp_ci("deploy", "add-square.yaml", "--host", srv.url, "--schedule", "0 3 * * *", "-o", "json")
     assert code == 0 and data["recurring_action"] == "swapped"
     all_rr = recurring(srv.url)
     assert [r.recurring_run_id for r in all_rr] == [data["recurring_run_id"]] != [first_rr]
     assert all_rr[0].pipeline_version_reference.pipeline_version_id == data["version_id"]
 
-    commit_all(root, "keep the old one")
+    new_revision(root, "keep the old one")
     code, out, data = kfp_ci("deploy", "add-square.yaml", "--host", srv.url, "--every", "6h", "--keep-old",
                              "-o", "json")
     assert code == 0 and data["recurring_action"] == "swapped"
@@ -216,7 +221,7 @@ def test_interrupted_swap_converges_on_the_next_deploy(kfp_server: Callable[...,
     root = repo("add-square")
     monkeypatch.chdir(root)
     assert kfp_ci("deploy", "add-square.yaml", "--host", srv.url, "--schedule", "@daily")[0] == 0
-    commit_all(root, "next")
+    new_revision(root, "next")
     # The server fails every enable: the deploy stops after creating the new one and disabling the old one.
     srv.add_fault(match=r"recurringruns/[^/]+:enable", method="POST", count=100, action="status", status=500,
                   body='{"code": 14, "message": "unavailable"}', content_type="application/json")
@@ -242,7 +247,7 @@ def test_always_latest_recurring_run_created_only_once(kfp_server: Callable[...,
     rr = data["recurring_run_id"]
     (only,) = recurring(srv.url)
     assert only.pipeline_version_reference.pipeline_version_id in (None, "")
-    commit_all(root, "v2")
+    new_revision(root, "v2")
     code, out, data = kfp_ci("deploy", "add-square.yaml", "--host", srv.url, "--every", "1h", "--latest",
                              "-o", "json")
     assert code == 0 and data["version_action"] == "uploaded"
@@ -260,7 +265,7 @@ def test_two_concurrent_deploys_both_upload_and_leave_one_recurring_run(
     root = repo("add-square")
     other = tmp_path / "clone"
     git(root, "clone", "-q", str(root), str(other))
-    commit_all(other, "a different commit")
+    new_revision(other, "a different commit")
     errors: list[BaseException] = []
     results: list[Any] = []
     barrier = threading.Barrier(2)
@@ -295,8 +300,10 @@ def test_github_outputs_and_job_summary(kfp_server: Callable[..., Any], repo: Ca
                                "GITHUB_ACTIONS": "true"})
     assert code == 0, out
     values = dict(line.split("=", 1) for line in outputs.read_text().splitlines())
-    assert set(values) == {"pipeline-id", "version-id", "version-name", "run-id", "run-url", "run-state",
-                           "recurring-run-id"}
+    assert set(values) == {"pipeline-id", "version-id", "version-name", "version-action", "run-id", "run-url",
+                           "run-state", "recurring-run-id", "results"}
+    [entry] = json.loads(values["results"])
+    assert entry["run_id"] == values["run-id"] and entry["version_action"] == "uploaded"
     assert values["run-url"].endswith(values["run-id"]) and values["recurring-run-id"]
     text = summary.read_text()
     assert "| version |" in text and values["run-id"] in text

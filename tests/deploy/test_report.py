@@ -46,9 +46,14 @@ def test_text_json_outputs_and_summary(tmp_path: Path, monkeypatch: pytest.Monke
     text = capsys.readouterr().out
     assert "version" in text and "abc1234 (uploaded, v1)" in text and "1m15s" in text
     assert "http://h/pipeline/#/runs/details/r1" in text and "next fire (UTC)" in text
-    assert outputs.read_text().splitlines() == [
-        "pipeline-id=p1", "version-id=v1", "version-name=abc1234", "run-id=r1",
+    lines = outputs.read_text().splitlines()
+    assert lines[:-1] == [
+        "pipeline-id=p1", "version-id=v1", "version-name=abc1234", "version-action=uploaded", "run-id=r1",
         "run-url=http://h/pipeline/#/runs/details/r1", "run-state=SUCCEEDED", "recurring-run-id=rr1"]
+    assert lines[-1].startswith("results=")
+    [entry] = json.loads(lines[-1].split("=", 1)[1])
+    assert entry["pipeline"] == _result().pipeline and entry["version_action"] == "uploaded"
+    assert entry["run_id"] == "r1" and entry["recurring_run_id"] == "rr1"
     md = summary.read_text()
     assert "| run | [r1](http://h/pipeline/#/runs/details/r1) |" in md and "```mermaid" in md
     emit([_result()], "json")

@@ -4,7 +4,8 @@ Inside, from the bottom up: :mod:`._versioning` (version names from git, content
 parameters typed by the pipeline's inputs), :mod:`._cron` (cron and interval schedules), :mod:`._api` (the few KFP
 operations deploy needs, over :class:`kfp_ci.client.Client`), :mod:`._plan` (look, then apply: pipeline and
 version), :mod:`._schedule` (the recurring-run swap), :mod:`._report` (summary, JSON, step outputs, job summary),
-:mod:`._pipeline_diff` (what changed between two compiled pipelines, for a PR), :mod:`._deploy` (the library
+:mod:`._pipeline_diff` (what changed between two compiled pipelines, for a PR), :mod:`._pr_plan` (``kfp-ci
+plan``: what merging a PR would deploy, per pipeline and target), :mod:`._deploy` (the library
 entry points) and :mod:`._commands` (``deploy``, ``run``, ``schedule``, ``wait``, ``status``); for environments,
 :mod:`._spec` (the canonical spec a server keeps), :mod:`._promote` (``promote``) and :mod:`._drift`
 (``status --env all``).
@@ -24,16 +25,22 @@ from kfp_ci.deploy._commands import deploy_command, run_command, schedule_comman
 from kfp_ci.deploy._deploy import DeployOptions, deploy, load_target, wait_for_run
 from kfp_ci.deploy._drift import drift_command
 from kfp_ci.deploy._promote import promote_command
+from kfp_ci.deploy._pr_plan import PLAN_MARKER, PipelinePlan, plan_command, plan_markdown, plan_pipelines
 from kfp_ci.deploy._report import DeployResult
 
 __all__ = [
+    "PLAN_MARKER",
     "DeployOptions",
     "DeployResult",
+    "PipelinePlan",
     "deploy",
     "deploy_command",
     "drift_command",
     "load_target",
     "promote_command",
+    "plan_command",
+    "plan_markdown",
+    "plan_pipelines",
     "run_command",
     "schedule_command",
     "status_command",

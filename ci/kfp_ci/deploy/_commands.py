@@ -72,6 +72,38 @@ def _compile(config: PipelineConfig, settings: Settings) -> Path:
     return results[0].output
 
 
+COMPILE_MODES = ("auto", "always", "never")
+
+
+def _package_of(source: _Source, settings: Settings, mode: str) -> tuple[Path, bool]:
+    """The compiled file to deploy and whether it was compiled now.
+
+    ``auto``: a configured pipeline's committed ``output`` when that file exists (no kfp needed), else compile;
+    ``always``: compile configured pipelines and sources; ``never``: never compile (a missing file is an error).
+    A compiled file named on the command line is used as is in every mode.
+    """
+    if source.package is not None:
+        return source.package, False
+    config = source.config
+    assert config is not None  # a _Source has a package or a config
+    output = config.output
+    if mode != "always" and output is not None and output.is_file():
+        return output, False
+    if mode == "never":
+        what = f"its compiled file {_shown(output)} is missing" if output is not None else \
+            "it declares no compiled file (output)"
+        raise UsageError(f"--compile never: {config.name or config.source}: {what}",
+                         hint="run kfp-ci compile and commit the output, or pass --compile auto")
+    return _compile(config, settings), True
+
+
+def _shown(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
 def _sources(names: Sequence[str], settings: Settings) -> list[_Source]:
     configured = {c.name: c for c in settings.pipelines if c.name}
     if not names:
@@ -134,7 +166,13 @@ def deploy_command(settings: Settings, **kwargs: Any) -> int:
         latest=bool(kwargs.get("latest")),
         keep_old=bool(kwargs.get("keep_old")),
         dry_run=bool(kwargs.get("dry_run")),
+        run_always=bool(kwargs.get("run_always")),
+        compile=kwargs.get("compile_mode") or "auto",
     )
+    if options.compile not in COMPILE_MODES:
+        raise UsageError(f"--compile must be one of {', '.join(COMPILE_MODES)}, not '{options.compile}'")
+    if options.run_always and not options.run:
+        raise UsageError("--run-always needs --run")
     if options.wait and not options.run:
         raise UsageError("--wait needs --run")
     if (options.timeout or options.terminate_on_timeout) and not options.wait:
@@ -145,12 +183,14 @@ def deploy_command(settings: Settings, **kwargs: Any) -> int:
         raise UsageError("--schedule and --every are exclusive; give one")
     # Everything offline first: sources, compilation, parameters, schedules, version names.
     prepared: list[tuple[Target, Schedule | None, bool, PipelineConfig | None]] = []
+    packages: list[tuple[str, bool]] = []
     sources = _sources(tuple(kwargs.get("pipelines") or ()), settings)
     if (kwargs.get("name") or kwargs.get("description")) and len(sources) != 1:
         raise UsageError(f"--name and --description name one pipeline; this deploys {len(sources)}")
     for source in sources:
         config = source.config
-        package = source.package or _compile(config, settings)  # type: ignore[arg-type]
+        package, compiled = _package_of(source, settings, options.compile)
+        packages.append((_shown(package), compiled))
         schedule = schedule_of(options, config)
         latest = options.latest or bool(config and config.latest)
         target = load_target(
@@ -172,9 +212,11 @@ def deploy_command(settings: Settings, **kwargs: Any) -> int:
     failure: KfpCiError | None = None
     # Deploy (and start) every pipeline first, then wait for all the runs: they run side by side.
     start_only = replace(options, wait=False)
-    for target, schedule, latest, _config in prepared:
-        results.append(deploy_target(api, target, start_only, namespace=settings.namespace, host=host,
-                                     schedule=schedule, latest=latest))
+    for (target, schedule, latest, _config), (shown, compiled) in zip(prepared, packages, strict=True):
+        result = deploy_target(api, target, start_only, namespace=settings.namespace, host=host,
+                               schedule=schedule, latest=latest)
+        result.package, result.compiled = shown, compiled
+        results.append(result)
     if options.wait:
         deadline = None if options.timeout is None else time.monotonic() + options.timeout
         for result in results:
@@ -192,6 +234,8 @@ def deploy_command(settings: Settings, **kwargs: Any) -> int:
     if failure is not None:
         raise failure
     for result, (_t, _s, _l, config) in zip(results, prepared, strict=False):
+        if result.run_skipped:
+            continue  # unchanged: no run to judge
         if options.wait and result.run_state != "SUCCEEDED":
             detail = f": {result.run_error}" if result.run_error else ""
             raise RunFailed(f"run {result.run_id} of {result.pipeline} ended {result.run_state}{detail}")
@@ -263,14 +307,16 @@ def run_command(settings: Settings, **kwargs: Any) -> int:
                          description=kwargs.get("description"))
     host = api.host
     result = DeployResult(pipeline=name, namespace=namespace, host=host, pipeline_id=pipeline_id,
-                          version_name=version.name, version_id=version.id, experiment=experiment or DEFAULT_EXPERIMENT,
+                          version_name=version.name, version_id=version.id, version_action="deployed",
+                          experiment=experiment or DEFAULT_EXPERIMENT,
                           experiment_id=experiment_id, run_id=run.id, run_url=run_url(host, run.id),
                           run_state=run.state, dag=dag_of(_spec_of(api, version)))
     if wait:
         done = wait_for_run(api, run.id, timeout=kwargs.get("wait_timeout"),
                             terminate_on_timeout=bool(kwargs.get("terminate_on_timeout")))
         result.run_state, result.run_duration, result.run_error = done.state, run_duration(done), done.error
-    emit([result], kwargs.get("output") or "text")
+    emit([result], kwargs.get("output") or "text",
+         title=f"kfp-ci run: retraining `{name}` (version `{version.name}`)")
     if wait and result.run_state != "SUCCEEDED":
         raise RunFailed(f"run {run.id} ended {result.run_state}" + (f": {result.run_error}" if result.run_error
                                                                     else ""))

@@ -28,7 +28,7 @@ from kfp_ci.deploy._api import Api, RecurringRuns, task_states
 from kfp_ci.deploy._cron import Schedule, next_fire_times, parse_schedule
 from kfp_ci.deploy._params import InputSpec, pipeline_inputs, resolve_parameters
 from kfp_ci.deploy._plan import Target, apply, assess
-from kfp_ci.deploy._report import DeployResult, dag_of, iso, run_url
+from kfp_ci.deploy._report import DeployResult, dag_of, format_duration, iso, run_url
 from kfp_ci.deploy._schedule import ensure_recurring_run, fingerprint
 from kfp_ci.deploy._versioning import content_hash, describe_version, git_info, render_version_name
 from kfp_ci.errors import TimeoutExpired, UsageError
@@ -69,6 +69,12 @@ class DeployOptions:
     latest: bool = False
     keep_old: bool = False
     dry_run: bool = False
+    run_always: bool = False
+    """start the run (with ``run``) even when the pipeline is unchanged and nothing was uploaded"""
+    compare_latest: bool = True
+    """compare the package with the pipeline's latest version: the same content hash uploads nothing"""
+    compile: str = "auto"
+    """auto | always | never: recompile a configured pipeline or upload its committed compiled file"""
     poll_interval: float = 1.0
     poll_max: float = 10.0
     extra: dict[str, Any] = field(default_factory=dict)
@@ -199,7 +205,10 @@ def wait_for_run(
         run = api.get_run(run_id)
         elapsed = clock() - start
         if run.state != last_state:
-            progress(f"run {run_id}: {run.state} ({elapsed:.0f}s)")
+            # A finished run reports its own duration (created -> finished), the number the summary shows.
+            took = run_duration(run) if run.done else None
+            shown = format_duration(took) if took is not None else f"{elapsed:.0f}s"
+            progress(f"run {run_id}: {run.state} ({shown})")
             last_state = run.state
         tasks = task_states(run)
         for task, state in sorted(tasks.items()):
@@ -250,20 +259,26 @@ def deploy_target(
     log = _console.info
     result = DeployResult(pipeline=target.name, namespace=namespace, host=host, version_name=target.version_name,
                           content_hash=target.content_hash, dry_run=options.dry_run, dag=dag_of(target.spec))
-    found = assess(api, target, namespace, probe_version=options.dry_run)
+    found = assess(api, target, namespace, probe_version=options.dry_run, compare_latest=options.compare_latest)
     result.plan.extend(found.steps)
     result.pipeline_id = found.pipeline_id
     result.pipeline_action = "found" if found.pipeline_id else "would create"
     result.version_action = "unchanged" if found.version else "would upload"
     result.version_id = found.version.id if found.version else None
+    if found.version is not None:
+        result.version_name = found.version.name
     experiment = target.experiment or DEFAULT_EXPERIMENT
+    unchanged_skip = "pipeline unchanged (same content hash as the latest version); --run-always runs anyway"
     if options.run or schedule:
         result.experiment = experiment
     if schedule is not None:
         result.schedule = schedule.describe()
         result.next_fire = [iso(t) for t in next_fire_times(schedule)]
     if options.dry_run:
-        if options.run:
+        if options.run and found.version is not None and not options.run_always:
+            result.plan.append("no run: the pipeline is unchanged")
+            result.run_skipped = unchanged_skip
+        elif options.run:
             result.plan.append(f"start a run in experiment '{experiment}'" + (" and wait for it" if options.wait
                                                                                  else ""))
             result.run_state = "would start"
@@ -272,9 +287,13 @@ def deploy_target(
                                               namespace))
         return result
     version = apply(api, found, namespace, result, log=log)
-    experiment_id = api.experiment(experiment, namespace) if (options.run or schedule) else None
+    start_run = options.run and (result.version_action == "uploaded" or options.run_always)
+    if options.run and not start_run:
+        result.run_skipped = unchanged_skip
+        log(f"pipeline '{target.name}' unchanged (version '{version.name}'): no run started")
+    experiment_id = api.experiment(experiment, namespace) if (start_run or schedule) else None
     result.experiment_id = experiment_id
-    if options.run and experiment_id:
+    if start_run and experiment_id:
         stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
         run = api.create_run(experiment_id=experiment_id, name=f"{target.name} {version.name} {stamp}",
                              pipeline_id=version.pipeline_id, version_id=version.id, parameters=target.parameters)
@@ -355,15 +374,18 @@ def deploy(
     latest: bool = False,
     keep_old: bool = False,
     dry_run: bool = False,
+    run_always: bool = False,
 ) -> DeployResult:
     """Deploy a pipeline package (see :func:`load_target`) with ``client`` (a :class:`kfp_ci.client.Client`).
 
     ``params`` are typed values (checked against the pipeline's inputs); ``cli_params`` are ``(name, text)``
-    pairs typed like ``--param``. Does not raise when the run fails: look at ``result.run_state``.
+    pairs typed like ``--param``. Does not raise when the run fails: look at ``result.run_state``. When the
+    pipeline's latest version already holds this package nothing is uploaded and, unless ``run_always``, no
+    run is started (``result.version_action == "unchanged"``, ``result.run_skipped`` says why).
     """
     options = DeployOptions(experiment=experiment, version_name=version_name, run=run, wait=wait, timeout=timeout,
                             terminate_on_timeout=terminate_on_timeout, schedule=schedule, every=every,
-                            latest=latest, keep_old=keep_old, dry_run=dry_run)
+                            latest=latest, keep_old=keep_old, dry_run=dry_run, run_always=run_always)
     sched = schedule_of(options, None)
     target = load_target(Path(package), name=name, version_template=version_name, experiment=experiment,
                          parameters=params, cli_params=cli_params, need_params=run or sched is not None)

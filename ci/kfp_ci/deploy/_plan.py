@@ -67,11 +67,14 @@ def _check_existing(target: Target, found: PipelineVersion) -> PipelineVersion:
     return found
 
 
-def assess(api: Api, target: Target, namespace: str | None, *, probe_version: bool = True) -> Assessment:
+def assess(api: Api, target: Target, namespace: str | None, *, probe_version: bool = True,
+           compare_latest: bool = True) -> Assessment:
     """Read-only: what would deploying ``target`` do?
 
     Without ``probe_version`` the version is not looked up: :func:`apply` uploads optimistically and
-    resolves a 409 by looking then (one request fewer for the usual case, a new commit).
+    resolves a 409 by looking then (one request fewer for the usual case, a new commit). With
+    ``compare_latest`` the pipeline's latest version is looked up first: when it holds the same package (its
+    recorded content hash equals ``target.content_hash``) nothing is uploaded and that version is the result.
     """
     result = Assessment(target)
     pipeline_id = api.find_pipeline(target.name, namespace)
@@ -80,6 +83,13 @@ def assess(api: Api, target: Target, namespace: str | None, *, probe_version: bo
         result.steps.append(f"upload version '{target.version_name}'")
         return result
     result.pipeline_id = pipeline_id
+    if compare_latest:
+        latest = api.latest_version(pipeline_id)
+        if latest is not None and hash_from_description(latest.description) == target.content_hash:
+            result.version = latest
+            result.steps.append(f"the latest version '{latest.name}' holds the same package: nothing to upload "
+                                "(unchanged)")
+            return result
     if not probe_version:
         result.steps.append(f"upload version '{target.version_name}' to pipeline '{target.name}' unless there")
         return result
@@ -105,6 +115,7 @@ def apply(
     if found.version is not None:
         result.pipeline_id = found.pipeline_id
         result.version_id = found.version.id
+        result.version_name = found.version.name
         result.version_action = "unchanged"
         return found.version
     pipeline_id = found.pipeline_id

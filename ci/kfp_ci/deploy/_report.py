@@ -11,7 +11,7 @@ from typing import Any
 
 from kfp_ci import _console, github
 
-__all__ = ["DeployResult", "emit", "mermaid_dag", "run_url"]
+__all__ = ["DeployResult", "emit", "format_duration", "mermaid_dag", "run_url"]
 
 
 @dataclass(slots=True)
@@ -27,8 +27,12 @@ class DeployResult:
     version_name: str | None = None
     version_id: str | None = None
     version_action: str = "unchanged"
-    """uploaded | unchanged | would upload"""
+    """uploaded | unchanged | would upload (deploy); deployed (run: an existing version)"""
     content_hash: str | None = None
+    package: str | None = None
+    """the compiled file uploaded (or compared), as given or relative to the working directory"""
+    compiled: bool = False
+    """whether ``package`` was compiled by this command (else a committed or given file)"""
     experiment: str | None = None
     experiment_id: str | None = None
     run_id: str | None = None
@@ -36,6 +40,8 @@ class DeployResult:
     run_state: str | None = None
     run_duration: float | None = None
     run_error: str | None = None
+    run_skipped: str | None = None
+    """why no run was started although one was asked for (the pipeline is unchanged)"""
     recurring_run_id: str | None = None
     recurring_action: str | None = None
     """created | unchanged | swapped | superseded | would create | would swap"""
@@ -55,10 +61,28 @@ class DeployResult:
             "pipeline-id": self.pipeline_id,
             "version-id": self.version_id,
             "version-name": self.version_name,
+            "version-action": self.version_action,
             "run-id": self.run_id,
             "run-url": self.run_url,
             "run-state": self.run_state,
             "recurring-run-id": self.recurring_run_id,
+        }
+
+    def result_entry(self) -> dict[str, Any]:
+        """This pipeline's object in the ``results`` step output (one per pipeline deployed)."""
+        return {
+            "pipeline": self.pipeline,
+            "pipeline_id": self.pipeline_id,
+            "version_id": self.version_id,
+            "version_name": self.version_name,
+            "version_action": self.version_action,
+            "content_hash": self.content_hash,
+            "package": self.package,
+            "run_id": self.run_id,
+            "run_url": self.run_url,
+            "run_state": self.run_state,
+            "run_skipped": self.run_skipped,
+            "recurring_run_id": self.recurring_run_id,
         }
 
 
@@ -103,6 +127,11 @@ def mermaid_dag(dag: Mapping[str, Sequence[str]]) -> str:
     return "\n".join(lines)
 
 
+def format_duration(seconds: float | None) -> str:
+    """A run's duration as every report prints it: ``12.3s`` or ``4m05s`` (``-`` when unknown)."""
+    return _duration(seconds)
+
+
 def _duration(seconds: float | None) -> str:
     if seconds is None:
         return "-"
@@ -115,10 +144,17 @@ def _rows(result: DeployResult) -> list[tuple[str, str]]:
     rows = [("pipeline", f"{result.pipeline} ({result.pipeline_action}{pid})")]
     if result.namespace:
         rows.append(("namespace", result.namespace))
+    if result.package:
+        how = "compiled now" if result.compiled else "committed file, not recompiled"
+        rows.append(("package", f"{result.package} ({how})"))
+    if result.content_hash:
+        rows.append(("content hash", f"sha256:{result.content_hash}"))
     rows.append(("version", f"{result.version_name} ({result.version_action}"
                  f"{', ' + result.version_id if result.version_id else ''})"))
     if result.experiment:
         rows.append(("experiment", result.experiment))
+    if result.run_skipped:
+        rows.append(("run", f"not started: {result.run_skipped}"))
     if result.run_id or (result.dry_run and result.run_state):
         rows.append(("run", f"{result.run_id or '-'}" + (f"  {result.run_url}" if result.run_url else "")))
         rows.append(("state", (result.run_state or "-") + (f" ({result.run_error})" if result.run_error else "")))
@@ -142,8 +178,8 @@ def human(result: DeployResult) -> str:
     return "\n".join(lines)
 
 
-def markdown(results: Sequence[DeployResult]) -> str:
-    parts = ["### kfp-ci deploy" + (" (dry run)" if any(r.dry_run for r in results) else "")]
+def markdown(results: Sequence[DeployResult], *, title: str = "kfp-ci deploy") -> str:
+    parts = [f"### {title}" + (" (dry run)" if any(r.dry_run for r in results) else "")]
     for result in results:
         parts.append("")
         parts.append("| | |")
@@ -159,7 +195,7 @@ def markdown(results: Sequence[DeployResult]) -> str:
     return "\n".join(parts)
 
 
-def emit(results: Sequence[DeployResult], output: str) -> None:
+def emit(results: Sequence[DeployResult], output: str, *, title: str = "kfp-ci deploy") -> None:
     """Print the results in the chosen format and write GitHub outputs and job summary when there."""
     if output == "json":
         data: Any = [r.to_json() for r in results]
@@ -170,9 +206,12 @@ def emit(results: Sequence[DeployResult], output: str) -> None:
                 _console.out("")
             _console.out(human(result))
     if results:
-        # Step outputs describe the last pipeline deployed (one pipeline per step is the usual shape).
-        github.set_outputs(results[-1].outputs())
-        github.append_summary(markdown(results))
+        # The single-value outputs describe the last pipeline deployed (one pipeline per step is the usual
+        # shape); `results` holds every pipeline, in order.
+        outputs = results[-1].outputs()
+        outputs["results"] = json.dumps([r.result_entry() for r in results], separators=(",", ":"))
+        github.set_outputs(outputs)
+        github.append_summary(markdown(results, title=title))
 
 
 def iso(when: datetime) -> str:
