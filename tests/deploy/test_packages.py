@@ -189,13 +189,14 @@ def test_a_pipeline_job_is_unwrapped_and_its_values_are_the_run_defaults(
     assert version.pipeline_spec == yaml.safe_load(compiled["needs-input"].read_bytes())
     assert client.get_run(data["run_id"]).runtime_config.parameters == {"epochs": 5, "rate": 0.5}
     # a flag wins over the PipelineJob's value; the unwrapped spec hashes like the spec itself
-    code, out, again = kfp_ci("deploy", "job.json", "--host", srv.url, "--run", "--param", "rate=0.25", "-o", "json")
+    code, out, again = kfp_ci("deploy", "job.json", "--host", srv.url, "--run", "--run-always", "--param", "rate=0.25",
+                             "-o", "json")
     assert code == 0 and again["version_action"] == "unchanged", out
     assert client.get_run(again["run_id"]).runtime_config.parameters == {"epochs": 5, "rate": 0.25}
     # [tool.kfp-ci] parameters win too
     (project / "pyproject.toml").write_text('[tool.kfp-ci]\n[[tool.kfp-ci.pipelines]]\nbuild = "true"\n'
                                             'output = "job.json"\nparameters = { epochs = 7 }\n')
-    code, out, third = kfp_ci("deploy", "job.json", "--host", srv.url, "--run", "-o", "json")
+    code, out, third = kfp_ci("deploy", "job.json", "--host", srv.url, "--run", "--run-always", "-o", "json")
     assert code == 0, out
     assert client.get_run(third["run_id"]).runtime_config.parameters == {"epochs": 7, "rate": 0.5}
 

@@ -213,9 +213,10 @@ def test_promote_the_version_that_passed_then_refuse_one_that_failed_then_see_dr
     assert code == 0 and "drifted" in out
 
     # A promotion under a name production already holds with other content is refused, even forced.
-    (root / "README.md").write_text("edited\n")  # dirty again, HEAD's pipeline (quality 0.5)
+    compile_into(root, 0.6)  # dirty again, with content neither staging nor production holds
     code, out, _ = kfp_ci("deploy", "scored.yaml", "--env", "staging", "--version-name", "hotfix")
     assert code == 0, out
+    git(root, "checkout", "--", "pipeline.py", "scored.yaml")
     code, out, _ = kfp_ci("promote", "scored", "--from", "staging", "--to", "production", "--version",
                           "hotfix-dirty", "--force")
     assert code != 0, out

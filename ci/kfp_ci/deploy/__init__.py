@@ -24,8 +24,8 @@ from __future__ import annotations
 from kfp_ci.deploy._commands import deploy_command, run_command, schedule_command, status_command, wait_command
 from kfp_ci.deploy._deploy import DeployOptions, deploy, load_target, wait_for_run
 from kfp_ci.deploy._drift import drift_command
-from kfp_ci.deploy._promote import promote_command
 from kfp_ci.deploy._pr_plan import PLAN_MARKER, PipelinePlan, plan_command, plan_markdown, plan_pipelines
+from kfp_ci.deploy._promote import promote_command
 from kfp_ci.deploy._report import DeployResult
 
 __all__ = [
@@ -37,10 +37,10 @@ __all__ = [
     "deploy_command",
     "drift_command",
     "load_target",
-    "promote_command",
     "plan_command",
     "plan_markdown",
     "plan_pipelines",
+    "promote_command",
     "run_command",
     "schedule_command",
     "status_command",
