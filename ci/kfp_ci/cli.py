@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import atexit
 import functools
+import math
 import os
 import sys
 import warnings
@@ -51,12 +52,20 @@ class _Group(click.Group):
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name not in self.commands and cmd_name in _COMMANDS:
-            self.add_command(_COMMANDS[cmd_name](), cmd_name)
+            command = _COMMANDS[cmd_name]()
+            command.params.append(_verbose_option())  # `kfp-ci deploy -v` works like `kfp-ci -v deploy`
+            self.add_command(command, cmd_name)
         return self.commands.get(cmd_name)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except click.UsageError as exc:  # a bad option or argument: one line, exit 2
+            where = f"kfp-ci {exc.ctx.info_name}" if exc.ctx is not None and exc.ctx.parent is not None else "kfp-ci"
+            _console.error(f"{exc.format_message()} (see {where} --help)")
+            if _console.in_github_actions():
+                sys.stdout.write(redact(f"::error title=kfp-ci::{exc.format_message()}") + "\n")
+            sys.exit(exc.exit_code)
         except KfpCiError as exc:
             _report(ctx, exc, str(exc))
             sys.exit(exc.exit_code)
@@ -68,6 +77,18 @@ class _Group(click.Group):
         except Exception as exc:  # a bug: still one line unless --verbose
             _report(ctx, exc, f"internal error: {type(exc).__name__}: {exc} (run with --verbose for details)")
             sys.exit(1)
+
+
+def _set_verbose(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value:
+        app = ctx.find_object(App)
+        if app is not None:
+            app.verbose = True
+
+
+def _verbose_option() -> click.Option:
+    return click.Option(["-v", "--verbose"], is_flag=True, expose_value=False, is_eager=True, callback=_set_verbose,
+                        help="Show tracebacks and debug output (same as kfp-ci -v).")
 
 
 def _report(ctx: click.Context, exc: BaseException, line: str) -> None:
@@ -85,6 +106,24 @@ def _exit_with(code: int | None) -> None:
     """End the command with ``code`` when a command body returns a non-zero exit code."""
     if code:
         sys.exit(int(code))
+
+
+class _Seconds(click.ParamType):
+    """A positive, finite number of seconds (``nan``, ``inf``, zero and negative values are refused)."""
+
+    name = "seconds"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        try:
+            seconds = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number of seconds", param, ctx)
+        if not math.isfinite(seconds) or seconds <= 0:
+            self.fail(f"{value!r} must be a positive, finite number of seconds", param, ctx)
+        return seconds
+
+
+SECONDS = _Seconds()
 
 
 def connection_options(func: F) -> F:
@@ -112,7 +151,7 @@ def connection_options(func: F) -> F:
                      help="Do not verify TLS certificates (warns)."),
         click.option("--allow-insecure-http", is_flag=True, default=None,
                      help="Allow sending credentials over plain http to a non-loopback host (warns)."),
-        click.option("--http-timeout", "timeout", type=float, metavar="SECONDS",
+        click.option("--http-timeout", "timeout", type=SECONDS, metavar="SECONDS",
                      help="Connect/read timeout of each HTTP request (default 30)."),
     ]
     for option in reversed(options):
@@ -195,7 +234,7 @@ def _compile_command() -> click.Command:
                   help="Compile with caching off by default (env KFP_DISABLE_EXECUTION_CACHING_BY_DEFAULT).")
     @click.option("-j", "--jobs", type=click.IntRange(min=1), help="Source modules compiled in parallel "
                   "(default: CPU count).")
-    @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=120.0, show_default=True,
+    @click.option("--timeout", type=SECONDS, default=120.0, show_default=True,
                   help="Seconds one source module may take.")
     @click.option("--no-cache", is_flag=True, help="Recompile even when nothing changed (.kfp-ci/cache/).")
     @click.option("--format", "fmt", type=click.Choice(["text", "github", "json"]), default=None,
@@ -254,7 +293,7 @@ def deploy_options(func: F) -> F:
                      help="Run parameter, typed by the pipeline's inputs (repeatable)."),
         click.option("--run", "run_once", is_flag=True, help="Start a run of the deployed version."),
         click.option("--wait", is_flag=True, help="Wait for the run to finish; exit 0 only if it SUCCEEDED."),
-        click.option("--timeout", "wait_timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
+        click.option("--timeout", "wait_timeout", type=SECONDS, metavar="SECONDS",
                      help="Give up waiting after SECONDS (exit 5)."),
         terminate_option,
         click.option("--schedule", metavar="CRON", help="Keep one recurring run on this cron (5 or 6 fields, UTC)."),
@@ -305,7 +344,7 @@ def _run_command() -> click.Command:
     @click.option("--param", "params", multiple=True, metavar="KEY=VALUE", callback=_param_pairs,
                   help="Run parameter (repeatable).")
     @click.option("--wait", is_flag=True, help="Wait for the run; exit 0 only if it SUCCEEDED.")
-    @click.option("--timeout", "wait_timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
+    @click.option("--timeout", "wait_timeout", type=SECONDS, metavar="SECONDS",
                   help="Give up waiting after SECONDS (exit 5).")
     @terminate_option
     @output_option
@@ -348,7 +387,7 @@ def _wait_command() -> click.Command:
     @click.command("wait", context_settings=CONTEXT_SETTINGS)
     @click.argument("run_id")
     @connection_options
-    @click.option("--timeout", "wait_timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
+    @click.option("--timeout", "wait_timeout", type=SECONDS, metavar="SECONDS",
                   help="Give up after SECONDS (exit 5).")
     @terminate_option
     @output_option
@@ -424,7 +463,7 @@ def _serve_command() -> click.Command:
                   help="Users (email:password per line). Default user@example.com / 12341234.")
     @click.option("--tokens-file", type=click.Path(dir_okay=False, exists=True, path_type=Path),
                   help="With --auth token: accepted bearer tokens, one per line (optionally token:user).")
-    @click.option("--session-ttl", type=click.FloatRange(min=0, min_open=True), default=86400.0, show_default=True,
+    @click.option("--session-ttl", type=SECONDS, default=86400.0, show_default=True,
                   help="Seconds a login session lasts.")
     @click.option("--dex-wrong-password-status", type=click.Choice(["200", "401"]), default=None,
                   callback=lambda _c, _p, v: int(v) if v else None,

@@ -19,7 +19,7 @@ from kfp_ci.auth import client_from_settings
 from kfp_ci.compile import compile_targets
 from kfp_ci.config import PipelineConfig, Settings
 from kfp_ci.deploy._api import Api, task_states
-from kfp_ci.deploy._cron import Schedule, next_fire_times, parse_schedule
+from kfp_ci.deploy._cron import Schedule, next_fire_times, parse_schedule, refuse_empty
 from kfp_ci.deploy._deploy import (
     DEFAULT_EXPERIMENT,
     DeployOptions,
@@ -253,6 +253,7 @@ def schedule_command(settings: Settings, **kwargs: Any) -> int:
     """``kfp-ci schedule PIPELINE``: only the recurring-run part of deploy."""
     name = kwargs["pipeline"]
     config = next((c for c in settings.pipelines if c.name == name), None)
+    refuse_empty(kwargs.get("cron"), kwargs.get("every"))
     schedule = parse_schedule(kwargs.get("cron") or (config.schedule if config and not kwargs.get("every") else None),
                               kwargs.get("every") or (config.every if config and not kwargs.get("cron") else None))
     api = Api(client_from_settings(settings), settings.namespace)

@@ -27,7 +27,7 @@ from kfp_ci import _console
 from kfp_ci._yaml import load_docs
 from kfp_ci.config import PipelineConfig
 from kfp_ci.deploy._api import Api, RecurringRuns, task_states
-from kfp_ci.deploy._cron import Schedule, next_fire_times, parse_schedule
+from kfp_ci.deploy._cron import Schedule, next_fire_times, parse_schedule, refuse_empty
 from kfp_ci.deploy._params import pipeline_inputs, resolve_parameters
 from kfp_ci.deploy._plan import Target, apply, assess
 from kfp_ci.deploy._report import DeployResult, dag_of, iso, run_url
@@ -183,6 +183,7 @@ def run_duration(run: Run) -> float | None:
 
 # -------------------------------------------------------------------------------------------- deploy
 def schedule_of(options: DeployOptions, config: PipelineConfig | None) -> Schedule | None:
+    refuse_empty(options.schedule, options.every)
     cron = options.schedule or (config.schedule if config and not options.every else None)
     every = options.every or (config.every if config and not options.schedule else None)
     if not cron and not every:
