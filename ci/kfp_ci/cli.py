@@ -280,6 +280,9 @@ output_option = click.option("-o", "--output", "output", type=click.Choice(["tex
                              show_default=True)
 terminate_option = click.option("--terminate-on-timeout", is_flag=True,
                                 help="Terminate the run when --timeout expires.")
+outage_option = click.option("--outage-window", "outage_window", type=SECONDS, metavar="SECONDS",
+                             help="While waiting, ride out a server or network outage (5xx, resets, timeouts) "
+                             "this long before giving up with exit 4 (default 300).")
 
 
 # ---------------------------------------------------------------------------------------------- deploy
@@ -296,6 +299,7 @@ def deploy_options(func: F) -> F:
         click.option("--timeout", "wait_timeout", type=SECONDS, metavar="SECONDS",
                      help="Give up waiting after SECONDS (exit 5)."),
         terminate_option,
+        outage_option,
         click.option("--schedule", metavar="CRON", help="Keep one recurring run on this cron (5 or 6 fields, UTC)."),
         click.option("--every", metavar="DURATION", help="Keep one recurring run every DURATION (30m, 6h, 1d)."),
         click.option("--latest", is_flag=True, help="Recurring run always uses the newest version (KFP >= 2.5)."),
@@ -347,6 +351,7 @@ def _run_command() -> click.Command:
     @click.option("--timeout", "wait_timeout", type=SECONDS, metavar="SECONDS",
                   help="Give up waiting after SECONDS (exit 5).")
     @terminate_option
+    @outage_option
     @output_option
     @pass_app
     def run_cmd(app: App, **kwargs: Any) -> None:
@@ -390,6 +395,7 @@ def _wait_command() -> click.Command:
     @click.option("--timeout", "wait_timeout", type=SECONDS, metavar="SECONDS",
                   help="Give up after SECONDS (exit 5).")
     @terminate_option
+    @outage_option
     @output_option
     @pass_app
     def wait_cmd(app: App, **kwargs: Any) -> None:

@@ -22,6 +22,7 @@ from kfp_ci.deploy._api import Api, task_states
 from kfp_ci.deploy._cron import Schedule, next_fire_times, parse_schedule, refuse_empty
 from kfp_ci.deploy._deploy import (
     DEFAULT_EXPERIMENT,
+    DEFAULT_OUTAGE_WINDOW,
     DeployOptions,
     apply_schedule,
     deploy_target,
@@ -133,10 +134,14 @@ def deploy_command(settings: Settings, **kwargs: Any) -> int:
         keep_old=bool(kwargs.get("keep_old")),
         dry_run=bool(kwargs.get("dry_run")),
     )
+    if kwargs.get("outage_window") is not None:
+        options.outage_window = float(kwargs["outage_window"])
     if options.wait and not options.run:
         raise UsageError("--wait needs --run")
     if (options.timeout or options.terminate_on_timeout) and not options.wait:
         raise UsageError("--timeout and --terminate-on-timeout need --run --wait")
+    if kwargs.get("outage_window") is not None and not options.wait:
+        raise UsageError("--outage-window needs --run --wait")
     if kwargs.get("require") and not options.wait:
         raise UsageError("--require needs --run --wait")
     if options.schedule and options.every:
@@ -178,7 +183,8 @@ def deploy_command(settings: Settings, **kwargs: Any) -> int:
             left = None if deadline is None else max(0.001, deadline - time.monotonic())
             try:
                 run = wait_for_run(api, result.run_id, timeout=left, terminate_on_timeout=options.terminate_on_timeout,
-                                   interval=options.poll_interval, max_interval=options.poll_max)
+                                   interval=options.poll_interval, max_interval=options.poll_max,
+                                   outage_window=options.outage_window)
             except TimeoutExpired as exc:
                 failure = exc
                 break
@@ -221,6 +227,8 @@ def run_command(settings: Settings, **kwargs: Any) -> int:
     wait = bool(kwargs.get("wait"))
     if (kwargs.get("wait_timeout") or kwargs.get("terminate_on_timeout")) and not wait:
         raise UsageError("--timeout and --terminate-on-timeout need --wait")
+    if kwargs.get("outage_window") is not None and not wait:
+        raise UsageError("--outage-window needs --wait")
     name = kwargs["pipeline"]
     config = next((c for c in settings.pipelines if c.name == name), None)
     api = Api(client_from_settings(settings), settings.namespace)
@@ -240,7 +248,8 @@ def run_command(settings: Settings, **kwargs: Any) -> int:
                           run_state=run.state, dag=dag_of(_spec_of(api, version)))
     if wait:
         done = wait_for_run(api, run.id, timeout=kwargs.get("wait_timeout"),
-                            terminate_on_timeout=bool(kwargs.get("terminate_on_timeout")))
+                            terminate_on_timeout=bool(kwargs.get("terminate_on_timeout")),
+                            outage_window=kwargs.get("outage_window") or DEFAULT_OUTAGE_WINDOW)
         result.run_state, result.run_duration, result.run_error = done.state, run_duration(done), done.error
     emit([result], kwargs.get("output") or "text")
     if wait and result.run_state != "SUCCEEDED":
@@ -288,7 +297,8 @@ def wait_command(settings: Settings, **kwargs: Any) -> int:
     run_id = kwargs["run_id"]
     try:
         run = wait_for_run(api, run_id, timeout=kwargs.get("wait_timeout"),
-                           terminate_on_timeout=bool(kwargs.get("terminate_on_timeout")))
+                           terminate_on_timeout=bool(kwargs.get("terminate_on_timeout")),
+                           outage_window=kwargs.get("outage_window") or DEFAULT_OUTAGE_WINDOW)
     except NotFound:
         raise UsageError(f"no run {run_id}") from None
     _print_runs([run], kwargs.get("output") or "text", host=api.host)
