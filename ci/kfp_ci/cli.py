@@ -108,7 +108,7 @@ def _exit_with(code: int | None) -> None:
         sys.exit(int(code))
 
 
-class _Seconds(click.ParamType):
+class _Seconds(click.ParamType):  # type: ignore[type-arg]
     """A positive, finite number of seconds (``nan``, ``inf``, zero and negative values are refused)."""
 
     name = "seconds"
@@ -380,7 +380,7 @@ def _schedule_command() -> click.Command:
     @output_option
     @pass_app
     def schedule_cmd(app: App, **kwargs: Any) -> None:
-        """Keep exactly one enabled recurring run of PIPELINE (swap without gap or overlap)."""
+        """Keep exactly one enabled recurring run of PIPELINE (swap never without one; a brief overlap of two)."""
         settings = settings_from(app, kwargs)
         from kfp_ci.deploy import schedule_command
 

@@ -21,7 +21,8 @@ def enabled_count(http: httpx.Client, url: str) -> int:
     return sum(1 for r in body.get("recurringRuns") or body.get("recurring_runs") or [] if r.get("status") == "ENABLED")
 
 
-def measure(url: str, package: Path, swaps: int, *, interval: float = 0.02, concurrent: int = 1) -> collections.Counter[int]:
+def measure(url: str, package: Path, swaps: int, *, interval: float = 0.02,
+            concurrent: int = 1) -> collections.Counter[int]:
     """Swap the schedule of ``package`` ``swaps`` times (``concurrent`` deploys at once) while sampling; the counts."""
     from kfp_ci.client import Client
     from kfp_ci.deploy import deploy

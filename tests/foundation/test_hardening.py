@@ -95,7 +95,8 @@ def test_ssl_cert_file_in_the_environment_does_not_contradict_insecure_skip_tls_
 
 # 8 ----------------------------------------------------------------------------------------- saved sessions
 @pytest.mark.parametrize("command", [["status"], ["wait", "run-1"], ["run", "p"]])
-def test_a_refused_saved_session_is_removed_by_every_command(kfp_server: Callable[..., Any], command: list[str]) -> None:
+def test_a_refused_saved_session_is_removed_by_every_command(kfp_server: Callable[..., Any],
+                                                             command: list[str]) -> None:
     from kfp_ci.auth import _cache
 
     srv = kfp_server(auth="dex", execute=False)

@@ -220,7 +220,8 @@ def _no_credentials_through_proxy(request: httpx.Request) -> None:
     import urllib.request
 
     proxies = urllib.request.getproxies_environment()
-    if not (proxies.get("http") or proxies.get("all")) or urllib.request.proxy_bypass_environment(request.url.host):
+    bypass: Callable[[str], bool] = urllib.request.proxy_bypass_environment  # type: ignore[attr-defined]
+    if not (proxies.get("http") or proxies.get("all")) or bypass(request.url.host):
         return
     raise UsageError(f"refusing to send credentials over plain http to {request.url.host} through the proxy set in "
                      "HTTP_PROXY/ALL_PROXY (it would read them in clear text): use https, or add the host to NO_PROXY")
