@@ -22,7 +22,8 @@ from typing import Any, TextIO, TypeVar
 import click
 
 from kfp_ci import _console
-from kfp_ci._secrets import redact, register
+from kfp_ci._secrets import clean as clean_secret
+from kfp_ci._secrets import redact
 from kfp_ci._version import __version__
 from kfp_ci.config import AUTH_MODES, Settings, load_settings
 from kfp_ci.errors import KfpCiError, UsageError
@@ -171,10 +172,12 @@ def settings_from(app: App, kwargs: dict[str, Any]) -> Settings:
     if flags.pop("password_stdin", False):
         if sys.stdin is None or sys.stdin.isatty():
             raise UsageError("--password-stdin: pipe the password in (e.g. printenv KFP_PASSWORD | kfp-ci ...)")
-        password = sys.stdin.readline().rstrip("\r\n")
+        try:
+            password = clean_secret(sys.stdin.readline())
+        except ValueError as exc:
+            raise UsageError(f"--password-stdin: the password {exc}") from None
         if not password:
             raise UsageError("--password-stdin: standard input was empty")
-        register(password)
         flags["password"] = password
     return app.settings(**flags)
 

@@ -157,3 +157,10 @@ def test_a_token_file_with_one_trailing_newline_is_fine(_workdir: Path) -> None:
     code, out, err = run(["status", "--host", HOST, "--token-file", "token"])
     assert code == 4 and "cannot reach" in err  # got as far as the (refused) connection
     assert SECRETS["token"] not in out + err
+
+
+def test_a_password_on_stdin_with_a_control_character_is_refused_without_echo() -> None:
+    result = CliRunner().invoke(main, ["login", "--host", HOST, "--username", "u@example.com", "--password-stdin"],
+                                input="pw-SECRET\tinside\n")
+    assert result.exit_code == 2 and "control character" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "pw-SECRET" not in result.output
