@@ -164,6 +164,7 @@ def wait_for_run(
     outage_since: float | None = None
     outage_delay = interval
     while True:
+        asked = clock()
         try:
             run = api.get_run(run_id)
         except (ConnectError, ApiError) as exc:
@@ -171,7 +172,7 @@ def wait_for_run(
                 raise
             now = clock()
             if outage_since is None:
-                outage_since = now
+                outage_since = asked  # the outage began with the poll that failed (its own retries included)
                 progress(f"run {run_id}: the server is unavailable ({exc}); still waiting, for up to "
                          f"{outage_window:g}s of outage")
             down = now - outage_since
