@@ -181,3 +181,22 @@ def test_verbose_after_the_command_works_like_before_it(tmp_path: Path, command:
         assert err.strip().splitlines()[-1].startswith("kfp-ci: error: ")
     code, _out, err = kfp_ci(command, *args)
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_an_existing_loose_debug_folder_is_tightened_to_0700(tmp_path: Path) -> None:
+    import httpx
+
+    from kfp_ci.auth._dex import _Walker
+
+    debug = tmp_path / "debug"
+    debug.mkdir(mode=0o755)
+    os.chmod(debug, 0o755)
+    with httpx.Client() as http:
+        walker = _Walker(http, "https://kf.example.com", "u@example.com", "pw-debug-1234", None, debug, False)
+        page = httpx.Response(200, text="<html>odd page pw-debug-1234</html>",
+                              request=httpx.Request("GET", "https://kf.example.com/odd"))
+        error = walker.not_understood(page, "no form")
+    assert "saved to" in str(error)
+    assert stat.S_IMODE(debug.stat().st_mode) == 0o700
+    saved = next(debug.iterdir())
+    assert stat.S_IMODE(saved.stat().st_mode) == 0o600 and "pw-debug-1234" not in saved.read_text()
