@@ -109,7 +109,7 @@ def _exit_with(code: int | None) -> None:
         sys.exit(int(code))
 
 
-class _Seconds(click.ParamType):  # type: ignore[type-arg]
+class _Seconds(click.ParamType):  # type: ignore[type-arg,unused-ignore]  # generic from click 8.2
     """A positive, finite number of seconds (``nan``, ``inf``, zero and negative values are refused)."""
 
     name = "seconds"

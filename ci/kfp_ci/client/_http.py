@@ -220,7 +220,7 @@ def _no_credentials_through_proxy(request: httpx.Request) -> None:
     import urllib.request
 
     proxies = urllib.request.getproxies_environment()
-    bypass: Callable[[str], bool] = urllib.request.proxy_bypass_environment  # type: ignore[attr-defined]
+    bypass: Callable[[str], bool] = urllib.request.proxy_bypass_environment  # type: ignore[attr-defined,unused-ignore]
     if not (proxies.get("http") or proxies.get("all")) or bypass(request.url.host):
         return
     raise UsageError(f"refusing to send credentials over plain http to {request.url.host} through the proxy set in "
