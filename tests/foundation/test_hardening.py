@@ -94,11 +94,13 @@ def test_ssl_cert_file_in_the_environment_does_not_contradict_insecure_skip_tls_
 
 
 # 8 ----------------------------------------------------------------------------------------- saved sessions
-@pytest.mark.parametrize("command", [["status"], ["wait", "run-1"], ["run", "p"]])
-def test_a_refused_saved_session_is_removed_by_every_command(kfp_server: Callable[..., Any],
+@pytest.mark.parametrize("command", [["status"], ["wait", "run-1"], ["run", "p"], ["schedule", "p", "--every", "1h"],
+                                     ["gate", "run-1", "--require", "r2>=0.5"], ["deploy", "p.yaml"]])
+def test_a_refused_saved_session_is_removed_by_every_command(kfp_server: Callable[..., Any], tmp_path: Path,
                                                              command: list[str]) -> None:
     from kfp_ci.auth import _cache
 
+    (tmp_path / "p.yaml").write_text("pipelineInfo:\n  name: p\nroot:\n  dag:\n    tasks: {}\n")
     srv = kfp_server(auth="dex", execute=False)
     path = _cache.save(srv.url, {"oauth2_proxy_kubeflow": "stale-session-value"}, None)
     code, out, err = kfp_ci(*command, "--host", srv.url)
