@@ -2,12 +2,14 @@
 
 ``python -m tests.deploy.swap_sampler [SWAPS]`` (from the repository root, with the package importable) starts an
 embedded server, deploys a pipeline with a schedule, swaps the schedule SWAPS times while another thread lists the
-recurring runs every 20 ms, and prints how many samples saw 0, 1 or 2 enabled recurring runs.
+recurring runs every 20 ms, and prints how many samples saw 0, 1 or 2 enabled recurring runs; then times the
+overlap of each swap (new one enabled -> old one disabled).
 """
 
 from __future__ import annotations
 
 import collections
+import statistics
 import sys
 import threading
 import time
@@ -55,6 +57,34 @@ def measure(url: str, package: Path, swaps: int, *, interval: float = 0.02,
     return counts
 
 
+def overlap_ms(url: str, package: Path, swaps: int) -> list[float]:
+    """Milliseconds from the new run's enable answered to the old run's disable answered, per swap (sorted)."""
+    from kfp_ci.client import Client
+    from kfp_ci.deploy import _api, deploy
+
+    marks: dict[str, float] = {}
+    overlaps: list[float] = []
+    enable, disable = _api.RecurringRuns.enable, _api.RecurringRuns.disable
+
+    def timed_enable(self: _api.RecurringRuns, rid: str) -> None:
+        enable(self, rid)
+        marks["enabled"] = time.perf_counter()
+
+    def timed_disable(self: _api.RecurringRuns, rid: str) -> None:
+        disable(self, rid)
+        if "enabled" in marks:
+            overlaps.append((time.perf_counter() - marks.pop("enabled")) * 1000)
+
+    _api.RecurringRuns.enable, _api.RecurringRuns.disable = timed_enable, timed_disable  # type: ignore[method-assign]
+    try:
+        client = Client(url)
+        for i in range(swaps + 1):
+            deploy(client, package, version_name="v1", every=f"{1000 + i}h")
+    finally:
+        _api.RecurringRuns.enable, _api.RecurringRuns.disable = enable, disable  # type: ignore[method-assign]
+    return sorted(overlaps)
+
+
 def main() -> None:  # pragma: no cover - a measuring tool
     import tempfile
 
@@ -75,6 +105,9 @@ def main() -> None:  # pragma: no cover - a measuring tool
                 total = sum(counts.values())
                 print(f"{'sequential' if concurrent == 1 else 'two concurrent'} swaps x{swaps}: {total} samples; "
                       + ", ".join(f"{n} enabled: {counts[n]}" for n in sorted(counts)))
+            times = overlap_ms(server.url, package, swaps)
+            print(f"overlap of two enabled runs per swap, x{len(times)}: median {statistics.median(times):.1f} ms, "
+                  f"p90 {times[int(len(times) * 0.9)]:.1f} ms, max {times[-1]:.1f} ms")
         finally:
             server.stop()
 
