@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import atexit
 import functools
+import math
 import os
 import sys
 import warnings
@@ -21,7 +22,8 @@ from typing import Any, TextIO, TypeVar
 import click
 
 from kfp_ci import _console
-from kfp_ci._secrets import redact, register
+from kfp_ci._secrets import clean as clean_secret
+from kfp_ci._secrets import redact
 from kfp_ci._version import __version__
 from kfp_ci.config import AUTH_MODES, Settings, load_settings
 from kfp_ci.errors import KfpCiError, UsageError
@@ -51,12 +53,20 @@ class _Group(click.Group):
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name not in self.commands and cmd_name in _COMMANDS:
-            self.add_command(_COMMANDS[cmd_name](), cmd_name)
+            command = _COMMANDS[cmd_name]()
+            command.params.append(_verbose_option())  # `kfp-ci deploy -v` works like `kfp-ci -v deploy`
+            self.add_command(command, cmd_name)
         return self.commands.get(cmd_name)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except click.UsageError as exc:  # a bad option or argument: one line, exit 2
+            where = f"kfp-ci {exc.ctx.info_name}" if exc.ctx is not None and exc.ctx.parent is not None else "kfp-ci"
+            _console.error(f"{exc.format_message()} (see {where} --help)")
+            if _console.in_github_actions():
+                sys.stdout.write(redact(f"::error title=kfp-ci::{exc.format_message()}") + "\n")
+            sys.exit(exc.exit_code)
         except KfpCiError as exc:
             _report(ctx, exc, str(exc))
             sys.exit(exc.exit_code)
@@ -68,6 +78,18 @@ class _Group(click.Group):
         except Exception as exc:  # a bug: still one line unless --verbose
             _report(ctx, exc, f"internal error: {type(exc).__name__}: {exc} (run with --verbose for details)")
             sys.exit(1)
+
+
+def _set_verbose(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value:
+        app = ctx.find_object(App)
+        if app is not None:
+            app.verbose = True
+
+
+def _verbose_option() -> click.Option:
+    return click.Option(["-v", "--verbose"], is_flag=True, expose_value=False, is_eager=True, callback=_set_verbose,
+                        help="Show tracebacks and debug output (same as kfp-ci -v).")
 
 
 def _report(ctx: click.Context, exc: BaseException, line: str) -> None:
@@ -85,6 +107,24 @@ def _exit_with(code: int | None) -> None:
     """End the command with ``code`` when a command body returns a non-zero exit code."""
     if code:
         sys.exit(int(code))
+
+
+class _Seconds(click.ParamType):  # type: ignore[type-arg,unused-ignore]  # generic from click 8.2
+    """A positive, finite number of seconds (``nan``, ``inf``, zero and negative values are refused)."""
+
+    name = "seconds"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        try:
+            seconds = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number of seconds", param, ctx)
+        if not math.isfinite(seconds) or seconds <= 0:
+            self.fail(f"{value!r} must be a positive, finite number of seconds", param, ctx)
+        return seconds
+
+
+SECONDS = _Seconds()
 
 
 def connection_options(func: F) -> F:
@@ -112,7 +152,7 @@ def connection_options(func: F) -> F:
                      help="Do not verify TLS certificates (warns)."),
         click.option("--allow-insecure-http", is_flag=True, default=None,
                      help="Allow sending credentials over plain http to a non-loopback host (warns)."),
-        click.option("--http-timeout", "timeout", type=float, metavar="SECONDS",
+        click.option("--http-timeout", "timeout", type=SECONDS, metavar="SECONDS",
                      help="Connect/read timeout of each HTTP request (default 30)."),
         click.option("--env", "environment", metavar="NAME", help="Use [tool.kfp-ci.environments.NAME] "
                      "(host, auth, secrets' variable names, per-pipeline overrides). Env: KFP_CI_ENV."),
@@ -134,10 +174,12 @@ def settings_from(app: App, kwargs: dict[str, Any]) -> Settings:
     if flags.pop("password_stdin", False):
         if sys.stdin is None or sys.stdin.isatty():
             raise UsageError("--password-stdin: pipe the password in (e.g. printenv KFP_PASSWORD | kfp-ci ...)")
-        password = sys.stdin.readline().rstrip("\r\n")
+        try:
+            password = clean_secret(sys.stdin.readline())
+        except ValueError as exc:
+            raise UsageError(f"--password-stdin: the password {exc}") from None
         if not password:
             raise UsageError("--password-stdin: standard input was empty")
-        register(password)
         flags["password"] = password
     return app.settings(**flags)
 
@@ -197,7 +239,7 @@ def _compile_command() -> click.Command:
                   help="Compile with caching off by default (env KFP_DISABLE_EXECUTION_CACHING_BY_DEFAULT).")
     @click.option("-j", "--jobs", type=click.IntRange(min=1), help="Source modules compiled in parallel "
                   "(default: CPU count).")
-    @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=120.0, show_default=True,
+    @click.option("--timeout", type=SECONDS, default=120.0, show_default=True,
                   help="Seconds one source module may take.")
     @click.option("--no-cache", is_flag=True, help="Recompile even when nothing changed (.kfp-ci/cache/).")
     @click.option("--format", "fmt", type=click.Choice(["text", "github", "json"]), default=None,
@@ -243,6 +285,9 @@ output_option = click.option("-o", "--output", "output", type=click.Choice(["tex
                              show_default=True)
 terminate_option = click.option("--terminate-on-timeout", is_flag=True,
                                 help="Terminate the run when --timeout expires.")
+outage_option = click.option("--outage-window", "outage_window", type=SECONDS, metavar="SECONDS",
+                             help="While waiting, ride out a server or network outage (5xx, resets, timeouts) "
+                             "this long before giving up with exit 4 (default 300).")
 
 
 # ---------------------------------------------------------------------------------------------- deploy
@@ -263,9 +308,10 @@ def deploy_options(func: F) -> F:
                      "output) when it exists, without kfp, else compile; always: recompile; never: only "
                      "committed or given files."),
         click.option("--wait", is_flag=True, help="Wait for the run to finish; exit 0 only if it SUCCEEDED."),
-        click.option("--timeout", "wait_timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
+        click.option("--timeout", "wait_timeout", type=SECONDS, metavar="SECONDS",
                      help="Give up waiting after SECONDS (exit 5)."),
         terminate_option,
+        outage_option,
         click.option("--schedule", metavar="CRON", help="Keep one recurring run on this cron (5 or 6 fields, UTC)."),
         click.option("--every", metavar="DURATION", help="Keep one recurring run every DURATION (30m, 6h, 1d)."),
         click.option("--latest", is_flag=True, help="Recurring run always uses the newest version (KFP >= 2.5)."),
@@ -348,9 +394,10 @@ def _run_command() -> click.Command:
     @click.option("--param", "params", multiple=True, metavar="KEY=VALUE", callback=_param_pairs,
                   help="Run parameter (repeatable).")
     @click.option("--wait", is_flag=True, help="Wait for the run; exit 0 only if it SUCCEEDED.")
-    @click.option("--timeout", "wait_timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
+    @click.option("--timeout", "wait_timeout", type=SECONDS, metavar="SECONDS",
                   help="Give up waiting after SECONDS (exit 5).")
     @terminate_option
+    @outage_option
     @output_option
     @pass_app
     def run_cmd(app: App, **kwargs: Any) -> None:
@@ -383,7 +430,7 @@ def _schedule_command() -> click.Command:
     @output_option
     @pass_app
     def schedule_cmd(app: App, **kwargs: Any) -> None:
-        """Keep exactly one enabled recurring run of PIPELINE (swap without gap or overlap).
+        """Keep exactly one enabled recurring run of PIPELINE (swap never without one; a brief overlap of two).
 
         PIPELINE: a name from the server or [tool.kfp-ci], or the package file it was deployed from.
         """
@@ -398,9 +445,10 @@ def _wait_command() -> click.Command:
     @click.command("wait", context_settings=CONTEXT_SETTINGS)
     @click.argument("run_id")
     @connection_options
-    @click.option("--timeout", "wait_timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
+    @click.option("--timeout", "wait_timeout", type=SECONDS, metavar="SECONDS",
                   help="Give up after SECONDS (exit 5).")
     @terminate_option
+    @outage_option
     @output_option
     @pass_app
     def wait_cmd(app: App, **kwargs: Any) -> None:
@@ -540,7 +588,7 @@ def _serve_command() -> click.Command:
                   help="Users (email:password per line). Default user@example.com / 12341234.")
     @click.option("--tokens-file", type=click.Path(dir_okay=False, exists=True, path_type=Path),
                   help="With --auth token: accepted bearer tokens, one per line (optionally token:user).")
-    @click.option("--session-ttl", type=click.FloatRange(min=0, min_open=True), default=86400.0, show_default=True,
+    @click.option("--session-ttl", type=SECONDS, default=86400.0, show_default=True,
                   help="Seconds a login session lasts.")
     @click.option("--dex-wrong-password-status", type=click.Choice(["200", "401"]), default=None,
                   callback=lambda _c, _p, v: int(v) if v else None,

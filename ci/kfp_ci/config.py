@@ -34,14 +34,16 @@ table or from a command-line value.
 
 from __future__ import annotations
 
+import math
 import os
+import re
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from kfp_ci._secrets import register
+from kfp_ci._secrets import clean as clean_secret
 from kfp_ci.errors import ConfigError
 
 
@@ -215,27 +217,50 @@ def find_pyproject(start: Path) -> Path | None:
         if candidate.is_file():
             try:
                 text = candidate.read_text(encoding="utf-8")
-                if "kfp-ci" not in text:  # no table of ours: skip the TOML parser (and its import)
-                    continue
-                data = _toml().loads(text)
-            except (OSError, _toml().TOMLDecodeError, UnicodeDecodeError):
+            except OSError as exc:
+                raise ConfigError(f"cannot read {candidate}: {exc.strerror}") from None
+            except UnicodeDecodeError as exc:
+                raise ConfigError(f"{candidate}: not UTF-8 text (byte {exc.start}): fix or remove the file") from None
+            if "kfp-ci" not in text:  # no table of ours: skip the TOML parser (and its import)
                 continue
+            # A file naming kfp-ci that does not parse is an error, never skipped for a parent folder's table.
+            data = _parse_toml(text, candidate)
             if isinstance(data.get("tool"), dict) and "kfp-ci" in data["tool"]:
                 _PARSED[candidate] = data
                 return candidate
     return None
 
 
+_TOML_AT = re.compile(r"\s*\(at line (\d+), column (\d+)\)\s*$")
+
+
+def _parse_toml(text: str, path: Path) -> dict[str, Any]:
+    """Parse a pyproject.toml; invalid TOML is a ConfigError naming ``file:line:column`` and the reason."""
+    toml = _toml()
+    try:
+        data: dict[str, Any] = toml.loads(text)
+    except toml.TOMLDecodeError as exc:
+        message = str(exc).splitlines()[0] if str(exc) else "invalid TOML"
+        line, column = getattr(exc, "lineno", None), getattr(exc, "colno", None)
+        found = _TOML_AT.search(message)
+        if found:
+            message = message[: found.start()]
+            line, column = line or int(found.group(1)), column or int(found.group(2))
+        where = f"{path}:{line}:{column}" if line else str(path)
+        raise ConfigError(f"{where}: invalid TOML: {message}") from None
+    return data
+
+
 def _read_table(path: Path) -> dict[str, Any]:
     data = _PARSED.pop(path, None)
     if data is None:
-        toml = _toml()
         try:
-            data = toml.loads(path.read_text(encoding="utf-8"))
+            text = path.read_text(encoding="utf-8")
         except OSError as exc:
             raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
-        except toml.TOMLDecodeError as exc:
-            raise ConfigError(f"{path}: invalid TOML: {exc}") from exc
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+        data = _parse_toml(text, path)
     table = data.get("tool", {}).get("kfp-ci", {})
     if not isinstance(table, dict):
         raise ConfigError(f"{path}: [tool.kfp-ci] must be a table")
@@ -322,6 +347,9 @@ def _settings_from_table(path: Path) -> dict[str, Any]:
                 raise ConfigError(f"{path}: [tool.kfp-ci] declares pipeline name(s) twice: {', '.join(duplicates)}")
         elif name == "timeout":
             values[name] = float(_expect(value, (int, float), key, path))
+            if not _positive_seconds(values[name]):
+                raise ConfigError(f"{path}: [tool.kfp-ci] key 'timeout' must be a positive number of seconds, "
+                                  f"got {value!r}")
         elif name in ("ca_bundle", "out_dir"):
             values[name] = (path.parent / _expect(value, str, key, path)).resolve()
         elif name == "environments":
@@ -329,6 +357,11 @@ def _settings_from_table(path: Path) -> dict[str, Any]:
         else:
             values[name] = _expect(value, str, key, path)
     return values
+
+
+def _positive_seconds(value: float) -> bool:
+    """A usable timeout: finite and above zero (``nan``, ``inf`` and negative values are refused)."""
+    return math.isfinite(value) and value > 0
 
 
 def _parse_bool(name: str, raw: str) -> bool:
@@ -355,27 +388,37 @@ def _settings_from_env(env: Mapping[str, str]) -> dict[str, Any]:
                 try:
                     values[name] = float(raw)
                 except ValueError:
-                    raise ConfigError(f"environment variable {variable} must be a number of seconds") from None
+                    values[name] = math.nan
+                if not _positive_seconds(values[name]):
+                    raise ConfigError(f"environment variable {variable} must be a positive number of seconds")
             else:
                 values[name] = raw
             break
     for name, variable in SECRET_ENV_VARS.items():
         raw = env.get(variable)
         if raw:
-            register(raw)
-            values[name] = raw
+            try:
+                values[name] = clean_secret(raw)
+            except ValueError as exc:
+                raise ConfigError(f"environment variable {variable} {exc}") from None
+            if not values[name]:
+                raise ConfigError(f"environment variable {variable} is blank")
     return values
 
 
 def read_secret(path: Path, what: str) -> str:
-    """Read a secret (password, token, cookie) from a file, strip it and register it for masking."""
+    """Read a secret (password, token, cookie) from a file, register it for masking (every line of it) and
+    return it without its trailing newline; a line break or control character inside it is a ConfigError."""
     try:
-        value = path.expanduser().read_text(encoding="utf-8").strip()
+        value = clean_secret(path.expanduser().read_text(encoding="utf-8"))
     except OSError as exc:
         raise ConfigError(f"cannot read the {what} file {path}: {exc.strerror}") from exc
+    except UnicodeDecodeError:
+        raise ConfigError(f"the {what} file {path} is not UTF-8 text") from None
+    except ValueError as exc:
+        raise ConfigError(f"the {what} file {path} {exc}") from None
     if not value:
         raise ConfigError(f"the {what} file {path} is empty")
-    register(value)
     return value
 
 
@@ -550,7 +593,10 @@ def load_settings(
             continue
         value = env.get(variable) or None
         if value:
-            register(value)
+            try:
+                value = clean_secret(value)
+            except ValueError as exc:
+                raise ConfigError(f"environment variable {variable} ({label} {name}-env) {exc}") from None
             sources[name] = f"env {variable} ({label} {name}-env)"
         else:
             sources.pop(name, None)
@@ -598,8 +644,14 @@ def _load_settings(
     auth = merged.get("auth", "auto")
     if auth not in AUTH_MODES:
         raise ConfigError(f"unknown auth mode {auth!r}: use one of {', '.join(AUTH_MODES)}")
-    if merged.get("insecure_skip_tls_verify") and merged.get("ca_bundle") and "ca_bundle" in (flags or {}):
+    # Only a --ca-bundle given next to the flag contradicts it; a CA bundle from the environment (SSL_CERT_FILE,
+    # REQUESTS_CA_BUNDLE, KFP_CI_CA_BUNDLE) or the table is simply not used when verification is off.
+    if merged.get("insecure_skip_tls_verify") and (flags or {}).get("ca_bundle") is not None:
         raise ConfigError("--ca-bundle and --insecure-skip-tls-verify contradict each other; keep one")
+    timeout = merged.get("timeout")
+    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float))
+                                or not _positive_seconds(float(timeout))):
+        raise ConfigError(f"--http-timeout must be a positive number of seconds, got {timeout!r}")
     return Settings(**merged), environments
 
 

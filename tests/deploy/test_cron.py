@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from kfp_ci.deploy._cron import next_fire_times, parse_every, parse_schedule
+from kfp_ci.deploy._cron import Schedule, next_fire_times, parse_every, parse_schedule
 from kfp_ci.errors import UsageError
 
 UTC = timezone.utc
@@ -80,7 +80,9 @@ def test_seconds_field_and_leap_day() -> None:
     assert [t.year for t in times] == [2028, 2032]
     times = next_fire_times(parse_schedule("*/20 * * * * *"), datetime(2026, 1, 1, 0, 0, 30, tzinfo=UTC))
     assert [t.second for t in times] == [40, 0, 20]
-    assert next_fire_times(parse_schedule("0 0 30 2 *"), after) == []
+    assert next_fire_times(Schedule(cron="0 0 0 30 2 *"), after) == []
+    with pytest.raises(UsageError, match="never fires"):  # so kfp-ci refuses it before creating anything
+        parse_schedule("0 0 30 2 *")
 
 
 @pytest.mark.parametrize(("text", "seconds"), [("30m", 1800), ("6h", 21600), ("1d", 86400), ("1h30m", 5400),

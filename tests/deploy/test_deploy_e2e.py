@@ -222,12 +222,22 @@ def test_interrupted_swap_converges_on_the_next_deploy(kfp_server: Callable[...,
     monkeypatch.chdir(root)
     assert kfp_ci("deploy", "add-square.yaml", "--host", srv.url, "--schedule", "@daily")[0] == 0
     new_revision(root, "next")
-    # The server fails every enable: the deploy stops after creating the new one and disabling the old one.
+    old = [r.recurring_run_id for r in _enabled(srv.url)]
+    # The server fails every enable: the deploy stops after creating the new one, removes it, keeps the old one.
     srv.add_fault(match=r"recurringruns/[^/]+:enable", method="POST", count=100, action="status", status=500,
                   body='{"code": 14, "message": "unavailable"}', content_type="application/json")
     code, out, _ = kfp_ci("deploy", "add-square.yaml", "--host", srv.url, "--schedule", "@daily")
     assert code == 4, out
-    assert _enabled(srv.url) == []  # interrupted mid-swap
+    assert f"{old[0]} stays the enabled one" in out and "Traceback" not in out
+    assert [r.recurring_run_id for r in _enabled(srv.url)] == old  # still one enabled: the old one
+    srv.clear_faults()
+    # Disabling the old one fails: the new one is disabled again (rolled back), the old one stays enabled.
+    srv.add_fault(match=rf"recurringruns/{old[0]}:disable", method="POST", count=100, action="status", status=500,
+                  body='{"code": 14, "message": "unavailable"}', content_type="application/json")
+    code, out, _ = kfp_ci("deploy", "add-square.yaml", "--host", srv.url, "--schedule", "@daily")
+    assert code == 4, out
+    assert "rolled back" in out and f"{old[0]} stays the enabled one" in out
+    assert [r.recurring_run_id for r in _enabled(srv.url)] == old
     srv.clear_faults()
     code, out, data = kfp_ci("deploy", "add-square.yaml", "--host", srv.url, "--schedule", "@daily", "-o", "json")
     assert code == 0, out

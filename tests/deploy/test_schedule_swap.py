@@ -12,8 +12,8 @@ from collections.abc import Callable
 
 import pytest
 
-from kfp_ci.deploy._schedule import Owned, ensure_recurring_run, parse_marker
-from kfp_ci.errors import NotFound
+from kfp_ci.deploy._schedule import Owned, ScheduleSwapError, ensure_recurring_run, parse_marker
+from kfp_ci.errors import ApiError, NotFound
 
 
 class Store:
@@ -86,8 +86,8 @@ def test_first_then_unchanged_then_swap_in_order() -> None:
     assert store.calls == ["list"]
     store.calls.clear()
     assert deploy(store, "bbbb") == "swapped"
-    # create disabled, disable old, enable new, delete old: neither gap nor overlap.
-    assert [c for c in store.calls if c != "list"] == ["create r98", "disable r99", "enable r98", "delete r99"]
+    # create disabled, enable new, disable old, delete old: never a gap (a brief overlap of two instead).
+    assert [c for c in store.calls if c != "list"] == ["create r98", "enable r98", "disable r99", "delete r99"]
     assert store.enabled() == ["r98"] and list(store.runs) == ["r98"]
 
 
@@ -152,4 +152,69 @@ def test_two_racing_deploys_end_with_one_enabled_run(pause_at: str) -> None:
     assert len(store.enabled()) == 1
     # The next deploy of either converges without error and keeps a single enabled run.
     deploy(store, "bbbb")
+    assert len(store.enabled()) == 1 and len(store.runs) == 1
+
+
+def test_a_swap_never_leaves_zero_enabled_between_its_steps() -> None:
+    """After every single request of a swap (and of a keep-old swap) at least one recurring run is enabled."""
+    store = Store()
+    deploy(store, "aaaa")
+    seen: list[int] = []
+    store.hook = lambda what: seen.append(len(store.enabled()))
+    deploy(store, "bbbb")
+    deploy(store, "cccc", keep_old=True)
+    assert seen and min(seen) == 1 and max(seen) == 2  # an overlap of two for a moment, never a gap
+    assert len(store.enabled()) == 1
+
+
+class Failing(Store):
+    """A store whose ``fail`` operations (e.g. ``{"enable"}``, ``{"disable r99"}``) answer 503."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fail: set[str] = set()
+
+    def _check(self, what: str) -> None:
+        if what in self.fail or what.split(" ")[0] in self.fail:
+            raise ApiError(503, "unavailable")
+
+    def enable(self, rid: str) -> None:
+        self._check(f"enable {rid}")
+        super().enable(rid)
+
+    def disable(self, rid: str) -> None:
+        self._check(f"disable {rid}")
+        super().disable(rid)
+
+    def delete(self, rid: str) -> None:
+        self._check(f"delete {rid}")
+        super().delete(rid)
+
+    def create(self, *, name: str, description: str, enabled: bool) -> Owned:
+        self._check("create")
+        return super().create(name=name, description=description, enabled=enabled)
+
+
+@pytest.mark.parametrize(("fail", "enabled_after", "says"), [
+    ({"create"}, ["r99"], "unavailable"),
+    ({"enable"}, ["r99"], "r99 stays the enabled one"),
+    ({"enable", "delete"}, ["r99"], "left disabled"),
+    ({"disable r99"}, ["r99"], "rolled back: r99 stays the enabled one"),
+    ({"disable"}, ["r98", "r99"], "TWO recurring runs are enabled"),
+    ({"delete"}, ["r98"], None),
+])
+def test_a_failed_step_leaves_one_enabled_run_or_says_which(fail: set[str], enabled_after: list[str],
+                                                            says: str | None) -> None:
+    store = Failing()
+    deploy(store, "aaaa")
+    store.fail = fail
+    if says is None:  # a failed delete only warns: the replaced run is disabled already
+        assert deploy(store, "bbbb") == "swapped"
+    else:
+        with pytest.raises((ScheduleSwapError, ApiError)) as info:
+            deploy(store, "bbbb")
+        assert says in str(info.value) and info.value.exit_code == 4
+    assert store.enabled() == enabled_after
+    store.fail = set()
+    deploy(store, "bbbb")  # the next deploy converges
     assert len(store.enabled()) == 1 and len(store.runs) == 1

@@ -9,7 +9,7 @@ from fake_clock import FakeClock
 
 from kfp_ci.client._models import Run, Task
 from kfp_ci.deploy import wait_for_run
-from kfp_ci.errors import TimeoutExpired
+from kfp_ci.errors import ApiError, ConnectError, ServerError, TimeoutExpired
 
 
 class Runs:
@@ -66,3 +66,58 @@ def test_every_terminal_state_ends_the_wait(state: str) -> None:
     clock = FakeClock()
     api: Any = Runs([("RUNNING", {}), (state, {})])
     assert wait_for_run(api, "r3", progress=lambda _l: None, clock=clock, sleep=clock.sleep).state == state
+
+
+class Outage(Runs):
+    """Polls answer from ``script``: ``"E"`` raises ``error`` (the server is down), a state answers that state."""
+
+    def __init__(self, script: list[str], error: Exception) -> None:
+        super().__init__([])
+        self.script = script
+        self.error = error
+
+    def get_run(self, run_id: str) -> Run:
+        step = self.script[min(self.polls, len(self.script) - 1)]
+        self.polls += 1
+        if step == "E":
+            raise self.error
+        return Run(run_id=run_id, display_name="r", state=step)
+
+
+@pytest.mark.parametrize("error", [ApiError(503, "unavailable"), ConnectError("cannot reach: ReadError"),
+                                   ApiError(502, "bad gateway")])
+def test_wait_rides_out_an_outage_with_one_line_and_backoff(error: Exception) -> None:
+    """Minutes of 503s (or resets, timeouts) while the run goes on: the wait goes on too, saying so once."""
+    runs, clock, lines = Outage(["RUNNING"] + ["E"] * 20 + ["RUNNING", "SUCCEEDED"], error), FakeClock(), []
+    api: Any = runs
+    done = wait_for_run(api, "r4", interval=1.0, max_interval=10.0, progress=lines.append, clock=clock,
+                        sleep=clock.sleep, outage_window=300)
+    assert done.state == "SUCCEEDED"
+    outage_lines = [line for line in lines if "unavailable" in line]
+    assert len(outage_lines) == 1 and "up to 300s" in outage_lines[0]
+    assert clock.now > 120  # it really waited through the outage
+    assert max(clock.sleeps) <= 10 * 1.1 and clock.sleeps[1] < clock.sleeps[5]  # backs off, capped
+
+
+def test_two_outages_give_two_lines() -> None:
+    runs, clock, lines = Outage(["RUNNING", "E", "E", "RUNNING", "E", "SUCCEEDED"], ApiError(503, "x")), FakeClock(), []
+    api: Any = runs
+    wait_for_run(api, "r5", progress=lines.append, clock=clock, sleep=clock.sleep)
+    assert len([line for line in lines if "unavailable" in line]) == 2
+
+
+def test_an_outage_longer_than_the_window_exits_4() -> None:
+    runs, clock, lines = Outage(["RUNNING", "E"], ApiError(503, "unavailable")), FakeClock(), []
+    api: Any = runs
+    with pytest.raises(ServerError) as info:
+        wait_for_run(api, "r6", progress=lines.append, clock=clock, sleep=clock.sleep, outage_window=60)
+    assert info.value.exit_code == 4 and "longer than the outage window (60s)" in str(info.value)
+    assert 60 <= clock.now <= 62 and len([line for line in lines if "unavailable" in line]) == 1
+
+
+def test_a_client_error_is_not_an_outage() -> None:
+    runs, clock = Outage(["RUNNING", "E"], ApiError(400, "bad request")), FakeClock()
+    api: Any = runs
+    with pytest.raises(ApiError):
+        wait_for_run(api, "r7", progress=lambda _l: None, clock=clock, sleep=clock.sleep)
+    assert len(clock.sleeps) == 1  # the one poll interval before the failing poll, no retry after it

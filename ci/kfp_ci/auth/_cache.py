@@ -37,6 +37,8 @@ def cache_path(host: str) -> Path:
 def save(host: str, cookies: dict[str, str], user: str | None) -> Path:
     path = cache_path(host)
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    for folder in (path.parent, path.parent.parent):  # sessions/ and kfp-ci/: existing loose ones are tightened
+        os.chmod(folder, 0o700)
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
@@ -57,7 +59,13 @@ def load(host: str) -> dict[str, str] | None:
     cookies = {str(k): str(v) for k, v in data["cookies"].items()}
     for value in cookies.values():
         _secrets.register(value)
+    if not all(_header_safe(k) and _header_safe(v) for k, v in cookies.items()):
+        return None  # a session file edited into something no Cookie header can carry: ignored
     return cookies or None
+
+
+def _header_safe(text: str) -> bool:
+    return text.isascii() and text.isprintable()
 
 
 def forget(host: str) -> None:

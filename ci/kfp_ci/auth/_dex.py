@@ -44,8 +44,18 @@ class Session:
 
 
 def is_loopback(host: str) -> bool:
-    if host in ("localhost", "localhost.localdomain") or host.endswith(".localhost"):
+    """``localhost`` and loopback addresses; ``*.localhost`` only when every address it resolves to is loopback."""
+    if host in ("localhost", "localhost.localdomain"):
         return True
+    if host.endswith(".localhost"):
+        import socket
+
+        try:
+            infos = socket.getaddrinfo(host, None)
+        except (OSError, UnicodeError):
+            return False
+        addresses = {info[4][0] for info in infos}
+        return bool(addresses) and all(ipaddress.ip_address(str(a).split("%")[0]).is_loopback for a in addresses)
     try:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
@@ -247,6 +257,7 @@ class _Walker:
         saved = ""
         if self.debug_dir is not None:
             self.debug_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            self.debug_dir.chmod(0o700)  # an existing folder with loose permissions is tightened too
             self.dumps += 1
             path = self.debug_dir / f"login-page-{self.dumps}.html"
             text = _secrets.redact(response.text).replace(self.password, _secrets.MASK)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -126,12 +127,17 @@ def build_auth(settings: Settings, host: str, *, debug_dir: Path | None = None) 
             def keep_cache_fresh(new: Session) -> None:
                 _cache.save(host, new.cookies, None)
 
-            return DexSession(session, relogin, keep_cache_fresh if cached else None)
+            return DexSession(session, relogin, keep_cache_fresh if cached else None, _forget(host))
         if session is None:
             raise ConfigError("dex login needs KFP_CI_USERNAME and a password (KFP_CI_PASSWORD, --password-stdin "
                               "or --password-file), or a session saved by kfp-ci login --save")
-        return DexSession(session, None)
+        return DexSession(session, None, on_refused=_forget(host))
     raise UsageError(f"unknown auth mode {mode!r}")
+
+
+def _forget(host: str) -> Callable[[], None]:
+    """What a refused saved session does: its file is removed, so no later command sends it again."""
+    return lambda: _cache.forget(host)
 
 
 def client_from_settings(settings: Settings) -> Client:
@@ -145,7 +151,7 @@ def client_from_settings(settings: Settings) -> Client:
     if auth is None and settings.auth == "auto":
         cached = _cache.load(host)
         if cached:
-            auth = DexSession(Session(cached, "cached"), None)
+            auth = DexSession(Session(cached, "cached"), None, on_refused=_forget(host))
     if auth is None:
         auth = NoCredentials()
     return Client(host, namespace=settings.namespace, auth=auth, verify=verify(settings), timeout=settings.timeout)

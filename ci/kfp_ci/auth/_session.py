@@ -34,10 +34,12 @@ class DexSession(SessionCookie):
     requires_response_body = True
 
     def __init__(self, session: Session | None, relogin: Callable[[], Session] | None,
-                 on_new_session: Callable[[Session], None] | None = None) -> None:
+                 on_new_session: Callable[[Session], None] | None = None,
+                 on_refused: Callable[[], None] | None = None) -> None:
         self.session = session
         self._relogin = relogin
         self._on_new = on_new_session
+        self._on_refused = on_refused
         self._lock = threading.Lock()
         self.logins = 0
 
@@ -45,6 +47,9 @@ class DexSession(SessionCookie):
         with self._lock:
             if self.session is not None and self.session is not stale:
                 return self.session  # another thread already logged in again
+            if stale is not None and self._on_refused is not None:
+                self._on_refused()  # e.g. remove the saved session file: no later command reuses it
+                self._on_refused = None
             if self._relogin is None:
                 raise AuthError("the saved session expired or was refused: run kfp-ci login --save again, or set "
                                 "KFP_CI_USERNAME and KFP_CI_PASSWORD")

@@ -427,6 +427,10 @@ class Client:
                         f"get pipeline version {pipeline_version_id}")
         return PipelineVersion.from_json(raw, pipeline_id)
 
+    def delete_pipeline(self, pipeline_id: str) -> None:
+        """Delete a pipeline (KFP 2.x refuses while it has versions; 1.x deletes them with it)."""
+        self._call(self.dialect.delete_pipeline(pipeline_id), idempotent=True, action=f"delete pipeline {pipeline_id}")
+
     def delete_pipeline_version(self, pipeline_id: str, pipeline_version_id: str) -> None:
         self._call(self.dialect.delete_version(pipeline_id, pipeline_version_id), idempotent=True,
                    action=f"delete pipeline version {pipeline_version_id}")

@@ -92,6 +92,9 @@ class Dialect:
     def get_pipeline(self, pipeline_id: str) -> Req:
         return Req("GET", f"{self.prefix}/pipelines/{_seg(pipeline_id)}")
 
+    def delete_pipeline(self, pipeline_id: str) -> Req:
+        return Req("DELETE", f"{self.prefix}/pipelines/{_seg(pipeline_id)}")
+
     def list_pipelines(self, namespace: str | None, page: Params) -> Req:
         raise NotImplementedError
 

@@ -59,7 +59,12 @@ def normalize_host(host: str) -> str:
     text = (host or "").strip()
     if not text:
         raise UsageError("no KFP host given: pass --host or set KFP_CI_HOST (e.g. https://kubeflow.example.com/pipeline)")
-    parts = urlsplit(text)
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number in 0-65535
+    except ValueError as exc:
+        raise UsageError(f"host {text!r} is not a valid URL ({exc}): write e.g. https://kubeflow.example.com/pipeline "
+                         "or http://[::1]:8888") from None
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise UsageError(
             f"host {text!r} has no http:// or https:// scheme: write e.g. https://{text.split('://')[-1].lstrip('/')}"
@@ -71,14 +76,27 @@ def normalize_host(host: str) -> str:
 
 
 # ---------------------------------------------------------------------------------------------------- auth
+def header_secret(value: str, what: str) -> str:
+    """A secret that goes into an HTTP header (token, cookie): registered for masking (every line of it), one
+    trailing newline and surrounding spaces removed; a control character or non-ASCII text inside it is one
+    UsageError that never repeats the value (HTTP header values are ASCII)."""
+    try:
+        value = _secrets.clean(value)
+    except ValueError as exc:
+        raise UsageError(f"{what} {exc}") from None
+    if not value.isascii():
+        raise UsageError(f"{what} holds non-ASCII characters: an HTTP header can carry ASCII only (check for a "
+                         "pasted typographic quote or a byte-order mark)")
+    return value
+
+
 class BearerToken(httpx.Auth):
     """``Authorization: Bearer <token>``; never sends a cookie alongside it."""
 
     def __init__(self, token: str) -> None:
-        token = token.strip()
+        token = header_secret(token, "the bearer token")
         if not token:
             raise UsageError("the bearer token is empty")
-        _secrets.register(token)
         self._token = token
 
     def token(self) -> str:
@@ -103,12 +121,14 @@ class TokenFile(BearerToken):
 
     def token(self) -> str:
         try:
-            value = self.path.read_text(encoding="utf-8").strip()
+            raw = self.path.read_text(encoding="utf-8")
         except OSError as exc:
             raise AuthError(f"cannot read the token file {self.path}: {exc.strerror or exc}") from None
+        except UnicodeDecodeError:
+            raise UsageError(f"the token file {self.path} is not UTF-8 text") from None
+        value = header_secret(raw, f"the token file {self.path}")
         if not value:
             raise AuthError(f"the token file {self.path} is empty")
-        _secrets.register(value)
         return value
 
 
@@ -128,7 +148,7 @@ class CookieAuth(SessionCookie):
     """A raw ``Cookie`` header (``"name=value; other=value"``), e.g. a dashboard session; never with a Bearer."""
 
     def __init__(self, cookie_header: str) -> None:
-        cookie_header = cookie_header.strip()
+        cookie_header = header_secret(cookie_header, "the cookie")
         if not cookie_header:
             raise UsageError("the cookie is empty")
         _secrets.register(cookie_header)
@@ -188,12 +208,37 @@ def _cookie_on_redirects(auth: SessionCookie) -> Callable[[httpx.Request], None]
     return hook
 
 
+_LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+def _no_credentials_through_proxy(request: httpx.Request) -> None:
+    """A request hook: credentials over plain http never go to a proxy (which would read them in clear text)."""
+    if request.url.scheme != "http" or request.url.host in _LOOPBACK_NAMES:
+        return
+    if "authorization" not in request.headers and "cookie" not in request.headers:
+        return
+    import urllib.request
+
+    proxies = urllib.request.getproxies_environment()
+    bypass: Callable[[str], bool] = urllib.request.proxy_bypass_environment  # type: ignore[attr-defined,unused-ignore]
+    if not (proxies.get("http") or proxies.get("all")) or bypass(request.url.host):
+        return
+    raise UsageError(f"refusing to send credentials over plain http to {request.url.host} through the proxy set in "
+                     "HTTP_PROXY/ALL_PROXY (it would read them in clear text): use https, or add the host to NO_PROXY")
+
+
 def _tls(verify: bool | str | os.PathLike[str] | ssl.SSLContext) -> bool | ssl.SSLContext:
     if isinstance(verify, (str, os.PathLike)):
         path = Path(verify)
-        if path.is_file():
-            return ssl.create_default_context(cafile=str(path))
-        return ssl.create_default_context(capath=str(path))
+        try:
+            if path.is_file():
+                return ssl.create_default_context(cafile=str(path))
+            return ssl.create_default_context(capath=str(path))
+        except (ssl.SSLError, OSError, ValueError) as exc:
+            reason = getattr(exc, "reason", None) or getattr(exc, "strerror", None) or type(exc).__name__
+            raise UsageError(f"CA bundle {path} could not be loaded ({reason}): it must hold PEM certificates "
+                             "(-----BEGIN CERTIFICATE-----); fix --ca-bundle / SSL_CERT_FILE / REQUESTS_CA_BUNDLE"
+                             ) from None
     return verify
 
 
@@ -231,7 +276,14 @@ def build_http_client(
     if transport is not None:
         return httpx.Client(transport=transport, **common)
     if any(os.environ.get(name) for name in _PROXY_VARS):
-        return httpx.Client(verify=_tls(verify), **common)
+        # Loopback never goes through a proxy (the proxy could not reach it, and plain-http credentials would
+        # cross it in clear text); any other plain-http request with credentials that a proxy would carry is
+        # refused before it is sent.
+        hooks.setdefault("request", []).append(_no_credentials_through_proxy)
+        direct = httpx.HTTPTransport(verify=ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT), trust_env=False)
+        loopback: dict[str, httpx.BaseTransport | None] = {
+            f"http://{name}": direct for name in ("localhost", "127.0.0.1", "[::1]")}
+        return httpx.Client(verify=_tls(verify), mounts=loopback, **common)
     # Plain http:// never does TLS (a context without CAs fails closed); https:// gets the real one on first use.
     plain = httpx.HTTPTransport(verify=ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT))
     secure = _LazyTransport(lambda: httpx.HTTPTransport(verify=_tls(verify)))

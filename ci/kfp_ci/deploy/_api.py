@@ -89,6 +89,9 @@ class Api:
     def delete_version(self, pipeline_id: str, version_id: str) -> None:
         self.client.delete_pipeline_version(pipeline_id, version_id)
 
+    def delete_pipeline(self, pipeline_id: str) -> None:
+        self.client.delete_pipeline(pipeline_id)
+
     # ---------------------------------------------------------- experiments
     def experiment(self, name: str, namespace: str | None) -> str:
         """Get-or-create the experiment named ``name``; its id."""

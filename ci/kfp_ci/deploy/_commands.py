@@ -20,9 +20,10 @@ from kfp_ci.auth import client_from_settings
 from kfp_ci.compile import compile_targets
 from kfp_ci.config import PipelineConfig, Settings
 from kfp_ci.deploy._api import Api, task_states
-from kfp_ci.deploy._cron import Schedule, next_fire_times, parse_schedule
+from kfp_ci.deploy._cron import Schedule, next_fire_times, parse_schedule, refuse_empty
 from kfp_ci.deploy._deploy import (
     DEFAULT_EXPERIMENT,
+    DEFAULT_OUTAGE_WINDOW,
     DeployOptions,
     apply_schedule,
     deploy_target,
@@ -173,10 +174,14 @@ def deploy_command(settings: Settings, **kwargs: Any) -> int:
         raise UsageError(f"--compile must be one of {', '.join(COMPILE_MODES)}, not '{options.compile}'")
     if options.run_always and not options.run:
         raise UsageError("--run-always needs --run")
+    if kwargs.get("outage_window") is not None:
+        options.outage_window = float(kwargs["outage_window"])
     if options.wait and not options.run:
         raise UsageError("--wait needs --run")
     if (options.timeout or options.terminate_on_timeout) and not options.wait:
         raise UsageError("--timeout and --terminate-on-timeout need --run --wait")
+    if kwargs.get("outage_window") is not None and not options.wait:
+        raise UsageError("--outage-window needs --run --wait")
     if kwargs.get("require") and not options.wait:
         raise UsageError("--require needs --run --wait")
     if options.schedule and options.every:
@@ -225,7 +230,8 @@ def deploy_command(settings: Settings, **kwargs: Any) -> int:
             left = None if deadline is None else max(0.001, deadline - time.monotonic())
             try:
                 run = wait_for_run(api, result.run_id, timeout=left, terminate_on_timeout=options.terminate_on_timeout,
-                                   interval=options.poll_interval, max_interval=options.poll_max)
+                                   interval=options.poll_interval, max_interval=options.poll_max,
+                                   outage_window=options.outage_window)
             except TimeoutExpired as exc:
                 failure = exc
                 break
@@ -292,6 +298,8 @@ def run_command(settings: Settings, **kwargs: Any) -> int:
     wait = bool(kwargs.get("wait"))
     if (kwargs.get("wait_timeout") or kwargs.get("terminate_on_timeout")) and not wait:
         raise UsageError("--timeout and --terminate-on-timeout need --wait")
+    if kwargs.get("outage_window") is not None and not wait:
+        raise UsageError("--outage-window needs --wait")
     name, config, package = _named(settings, kwargs)
     api = Api(client_from_settings(settings), settings.namespace)
     namespace = settings.namespace
@@ -313,7 +321,8 @@ def run_command(settings: Settings, **kwargs: Any) -> int:
                           run_state=run.state, dag=dag_of(_spec_of(api, version)))
     if wait:
         done = wait_for_run(api, run.id, timeout=kwargs.get("wait_timeout"),
-                            terminate_on_timeout=bool(kwargs.get("terminate_on_timeout")))
+                            terminate_on_timeout=bool(kwargs.get("terminate_on_timeout")),
+                            outage_window=kwargs.get("outage_window") or DEFAULT_OUTAGE_WINDOW)
         result.run_state, result.run_duration, result.run_error = done.state, run_duration(done), done.error
     emit([result], kwargs.get("output") or "text",
          title=f"kfp-ci run: retraining `{name}` (version `{version.name}`)")
@@ -326,6 +335,7 @@ def run_command(settings: Settings, **kwargs: Any) -> int:
 def schedule_command(settings: Settings, **kwargs: Any) -> int:
     """``kfp-ci schedule PIPELINE``: only the recurring-run part of deploy."""
     name, config, package = _named(settings, kwargs)
+    refuse_empty(kwargs.get("cron"), kwargs.get("every"))
     schedule = parse_schedule(kwargs.get("cron") or (config.schedule if config and not kwargs.get("every") else None),
                               kwargs.get("every") or (config.every if config and not kwargs.get("cron") else None))
     api = Api(client_from_settings(settings), settings.namespace)
@@ -362,7 +372,8 @@ def wait_command(settings: Settings, **kwargs: Any) -> int:
     run_id = kwargs["run_id"]
     try:
         run = wait_for_run(api, run_id, timeout=kwargs.get("wait_timeout"),
-                           terminate_on_timeout=bool(kwargs.get("terminate_on_timeout")))
+                           terminate_on_timeout=bool(kwargs.get("terminate_on_timeout")),
+                           outage_window=kwargs.get("outage_window") or DEFAULT_OUTAGE_WINDOW)
     except NotFound:
         raise UsageError(f"no run {run_id}") from None
     _print_runs([run], kwargs.get("output") or "text", host=api.host)

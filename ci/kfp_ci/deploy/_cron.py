@@ -19,7 +19,7 @@ from datetime import date, datetime, timedelta, timezone
 
 from kfp_ci.errors import UsageError
 
-__all__ = ["Schedule", "next_fire_times", "parse_every", "parse_schedule"]
+__all__ = ["Schedule", "next_fire_times", "parse_every", "parse_schedule", "refuse_empty"]
 
 _MONTHS = ["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"]
 _DAYS = ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"]
@@ -42,6 +42,8 @@ _FIELDS: list[tuple[str, int, int, list[str] | None, int]] = [
     ("day of week", 0, 7, _DAYS, 0),
 ]
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+MAX_INTERVAL = 366 * 86400
+"""The longest ``--every``: one (leap) year."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,18 +88,34 @@ def parse_every(text: str) -> int:
         seconds = sum(int(n) * _UNITS[u] for n, u in parts)
     if seconds < 1:
         raise UsageError(f"--every {text!r} must be at least one second")
+    if seconds > MAX_INTERVAL:
+        raise UsageError(f"--every {text!r} is longer than {MAX_INTERVAL // 86400} days: a recurring run that "
+                         "rarely fires is better a cron (e.g. --schedule '@yearly')")
     return seconds
+
+
+def refuse_empty(cron: str | None, every: str | None) -> None:
+    """``--schedule ''`` or ``--every ''`` (given, but blank) is an error, never "no schedule"."""
+    if cron is not None and not cron.strip():
+        raise UsageError("--schedule is empty: give a cron expression, e.g. --schedule '0 3 * * *'")
+    if every is not None and not every.strip():
+        raise UsageError("--every is empty: give a duration, e.g. --every 6h")
 
 
 def parse_schedule(cron: str | None = None, every: str | None = None) -> Schedule:
     """Validate ``--schedule`` / ``--every`` (exactly one) into a :class:`Schedule`."""
+    refuse_empty(cron, every)
     if cron and every:
         raise UsageError("--schedule and --every are exclusive; give one")
     if every:
         return Schedule(interval_seconds=parse_every(every), source=every)
-    if not cron or not cron.strip():
+    if not cron:
         raise UsageError("give a schedule: --schedule CRON or --every DURATION")
-    return Schedule(cron=to_kfp_cron(cron), source=cron.strip())
+    schedule = Schedule(cron=to_kfp_cron(cron), source=cron.strip())
+    if not next_fire_times(schedule, count=1):
+        raise UsageError(f"cron {cron.strip()!r} never fires (no such date in any year, e.g. 31 February): "
+                         "check the day-of-month and month fields")
+    return schedule
 
 
 def to_kfp_cron(expr: str) -> str:

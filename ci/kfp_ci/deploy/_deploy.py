@@ -25,19 +25,20 @@ from kfp_ci import _console
 from kfp_ci._package import Package, read_package
 from kfp_ci.config import PipelineConfig
 from kfp_ci.deploy._api import Api, RecurringRuns, task_states
-from kfp_ci.deploy._cron import Schedule, next_fire_times, parse_schedule
+from kfp_ci.deploy._cron import Schedule, next_fire_times, parse_schedule, refuse_empty
 from kfp_ci.deploy._params import InputSpec, pipeline_inputs, resolve_parameters
 from kfp_ci.deploy._plan import Target, apply, assess
 from kfp_ci.deploy._report import DeployResult, dag_of, format_duration, iso, run_url
 from kfp_ci.deploy._schedule import ensure_recurring_run, fingerprint
 from kfp_ci.deploy._versioning import content_hash, describe_version, git_info, render_version_name
-from kfp_ci.errors import TimeoutExpired, UsageError
+from kfp_ci.errors import ApiError, ConnectError, ServerError, TimeoutExpired, UsageError
 
 if TYPE_CHECKING:
     from kfp_ci.client import Client, Run
 
 __all__ = [
     "DEFAULT_EXPERIMENT",
+    "DEFAULT_OUTAGE_WINDOW",
     "DeployOptions",
     "apply_schedule",
     "deploy",
@@ -51,6 +52,9 @@ __all__ = [
 ]
 
 DEFAULT_EXPERIMENT = "Default"
+DEFAULT_OUTAGE_WINDOW = 300.0
+"""Seconds of server or network outage ``--wait`` rides out before it gives up (exit 4)."""
+_TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
 
 
 @dataclass(slots=True)
@@ -77,6 +81,7 @@ class DeployOptions:
     """auto | always | never: recompile a configured pipeline or upload its committed compiled file"""
     poll_interval: float = 1.0
     poll_max: float = 10.0
+    outage_window: float = DEFAULT_OUTAGE_WINDOW
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -193,16 +198,50 @@ def wait_for_run(
     progress: Callable[[str], None] = _console.info,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
+    outage_window: float = DEFAULT_OUTAGE_WINDOW,
 ) -> Run:
-    """Poll ``run_id`` to a terminal state with capped exponential backoff, reporting changes."""
+    """Poll ``run_id`` to a terminal state with capped exponential backoff, reporting changes.
+
+    A server or network outage (5xx, 429, a reset or timed-out connection, each after the client's own retries)
+    does not end the wait: one line says it began, polling backs off (``interval`` doubling up to
+    ``max_interval``) and goes on until the server answers again. Only an outage longer than ``outage_window``
+    seconds raises (:class:`~kfp_ci.errors.ServerError`, exit 4); ``timeout`` still applies throughout.
+    """
     import random  # only commands that wait pay for it
 
     start = clock()
     delay = interval
     last_state: str | None = None
     last_tasks: dict[str, str] = {}
+    outage_since: float | None = None
+    outage_delay = interval
     while True:
-        run = api.get_run(run_id)
+        asked = clock()
+        try:
+            run = api.get_run(run_id)
+        except (ConnectError, ApiError) as exc:
+            if isinstance(exc, ApiError) and exc.status not in _TRANSIENT_STATUSES:
+                raise
+            now = clock()
+            if outage_since is None:
+                outage_since = asked  # the outage began with the poll that failed (its own retries included)
+                progress(f"run {run_id}: the server is unavailable ({exc}); still waiting, for up to "
+                         f"{outage_window:g}s of outage")
+            down = now - outage_since
+            if down >= outage_window:
+                raise ServerError(f"run {run_id}: the server has been unavailable for {down:.0f}s, longer than the "
+                                  f"outage window ({outage_window:g}s): {exc}",
+                                  hint=f"the run may still be going on: kfp-ci wait {run_id}") from None
+            if timeout is not None and now - start >= timeout:
+                raise TimeoutExpired(f"run {run_id}: no answer from the server for {down:.0f}s when --timeout "
+                                     f"({timeout:g}s) expired; the run may still be going on") from None
+            pause = min(min(outage_delay, max_interval) * (0.9 + 0.2 * random.random()), outage_window - down)
+            if timeout is not None:
+                pause = min(pause, max(0.0, timeout - (now - start)))
+            sleep(pause)
+            outage_delay = min(outage_delay * 2, max_interval)
+            continue
+        outage_since, outage_delay = None, interval
         elapsed = clock() - start
         if run.state != last_state:
             # A finished run reports its own duration (created -> finished), the number the summary shows.
@@ -238,6 +277,7 @@ def run_duration(run: Run) -> float | None:
 
 # -------------------------------------------------------------------------------------------- deploy
 def schedule_of(options: DeployOptions, config: PipelineConfig | None) -> Schedule | None:
+    refuse_empty(options.schedule, options.every)
     cron = options.schedule or (config.schedule if config and not options.every else None)
     every = options.every or (config.every if config and not options.schedule else None)
     if not cron and not every:
@@ -306,7 +346,7 @@ def deploy_target(
     if options.wait and result.run_id:
         run = wait_for_run(api, result.run_id, timeout=options.timeout,
                            terminate_on_timeout=options.terminate_on_timeout, interval=options.poll_interval,
-                           max_interval=options.poll_max)
+                           max_interval=options.poll_max, outage_window=options.outage_window)
         result.run_state = run.state
         result.run_duration = run_duration(run)
         result.run_error = run.error

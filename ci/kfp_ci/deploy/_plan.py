@@ -7,7 +7,9 @@ re-checks what it creates: another deploy may have created the pipeline or the v
 First version of a new pipeline: KFP's ``/pipelines/upload`` names the first version after the pipeline.
 kfp-ci creates the pipeline empty (``POST /apis/v2beta1/pipelines``, no version) and uploads the version
 under its configured name; where that endpoint is missing (v1beta1 servers) it uploads, uploads the real
-version, then deletes the forced one, so the pipeline ends with exactly the configured versions.
+version, then deletes the forced one, so the pipeline ends with exactly the configured versions. When that
+first upload fails, the pipeline this deploy created is deleted again: a failed first deploy leaves no
+pipeline without a version (if even the delete fails, the error names the pipeline left behind).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from kfp_ci.client import PipelineVersion
 from kfp_ci.deploy._api import Api
 from kfp_ci.deploy._report import DeployResult
 from kfp_ci.deploy._versioning import hash_from_description
-from kfp_ci.errors import Conflict, NotFound
+from kfp_ci.errors import Conflict, KfpCiError, NotFound, ServerError
 
 __all__ = ["Target", "apply", "assess"]
 
@@ -119,16 +121,47 @@ def apply(
         result.version_action = "unchanged"
         return found.version
     pipeline_id = found.pipeline_id
+    created = False
     if pipeline_id is None:
         pipeline_id, version = _create_pipeline(api, target, namespace, result, log)
         if version is not None:
             result.pipeline_id = pipeline_id
             result.version_id = version.id
             return version
+        created = result.pipeline_action == "created"
     result.pipeline_id = pipeline_id
-    version = _upload_version(api, pipeline_id, target, result, log)
+    try:
+        version = _upload_version(api, pipeline_id, target, result, log)
+    except KfpCiError as exc:
+        if created:  # never leave a pipeline without a version behind
+            _remove_created(api, pipeline_id, target, exc)
+        raise
     result.version_id = version.id
     return version
+
+
+class FirstDeployError(ServerError):
+    """The first version of a pipeline this deploy created failed to upload (exit code of the cause)."""
+
+    def __init__(self, message: str, cause: KfpCiError) -> None:
+        super().__init__(message)
+        self.exit_code = cause.exit_code
+
+
+def _remove_created(api: Api, pipeline_id: str, target: Target, cause: KfpCiError) -> None:
+    """Delete the pipeline this deploy created when its first version failed; the error says what is left."""
+    try:
+        api.delete_pipeline(pipeline_id)
+    except NotFound:
+        pass
+    except KfpCiError as exc:
+        raise FirstDeployError(
+            f"uploading version '{target.version_name}' failed ({cause}) and the pipeline '{target.name}' "
+            f"({pipeline_id}) this deploy created, left without a version, could not be removed ({exc}): run the "
+            "deploy again (it uploads the version) or delete the pipeline", cause) from None
+    raise FirstDeployError(f"uploading version '{target.version_name}' failed ({cause}); removed the pipeline "
+                           f"'{target.name}' this deploy had created, so none is left without a version", cause
+                           ) from None
 
 
 def _upload_version(api: Api, pipeline_id: str, target: Target, result: DeployResult,
@@ -182,7 +215,11 @@ def _create_pipeline(api: Api, target: Target, namespace: str | None, result: De
             raise NotFound(404, f"pipeline '{target.name}' was created without its first version")
         result.version_action = "uploaded"
         return created_id, forced
-    version = _upload_version(api, created_id, target, result, log)
+    try:
+        version = _upload_version(api, created_id, target, result, log)
+    except KfpCiError as exc:  # the forced version goes with the pipeline (KFP 1.x deletes its versions)
+        _remove_created(api, created_id, target, exc)
+        raise
     if forced is not None:
         try:
             api.delete_version(created_id, forced.id)

@@ -4,18 +4,24 @@ A recurring run is *owned* when its description carries the marker ``kfp-ci:pipe
 records a fingerprint of what it runs (version or "latest", trigger, parameters, experiment), so a deploy that
 asks for what is already running changes nothing.
 
-KFP cannot update a recurring run, so a change is a swap with neither gap nor overlap:
+KFP cannot update a recurring run, so a change is a swap, ordered so that a recurring run is enabled at every
+moment (a brief overlap of two is possible, a gap of none is not):
 
 1. create the new one **disabled**;
-2. disable the old enabled one(s);
-3. enable the new one;
+2. enable the new one (the old one is still enabled: for a moment both are);
+3. disable the old enabled one(s);
 4. delete the old one(s) (``keep_old`` keeps them, disabled).
 
-Convergence: any interruption leaves a state the next deploy repairs (a newest matching disabled run is
-reused; stale ones are disabled and deleted). Concurrency: the newest owned run (by the creation stamp in
-its marker, then id) wins. A deploy that finds a newer owned run than its own, before or after enabling,
-steps back (disables and deletes its own); the winner disables every other enabled one after enabling
-itself. Whatever the interleaving, the last deploy to finish leaves one enabled recurring run and nobody fails.
+Failures: if step 1 or 2 fails, the old one stays the enabled one and the new one is removed; if step 3 fails,
+the new one is disabled again (rolled back) so the old one stays the only enabled one, and if that fails too the
+error names both runs and which one to disable; a failed step 4 only warns (the next deploy removes stale ones).
+Every failure is one error line saying which recurring run is enabled now.
+
+Convergence: any interruption leaves a state the next deploy repairs (a newest run with the same fingerprint is
+reused, enabled or not; stale ones are disabled and deleted). Concurrency: the newest owned run (by the creation
+stamp in its marker, then id) wins. A deploy that finds a newer owned run than its own, before or after enabling,
+steps back (disables and deletes its own); the winner disables every other enabled one after enabling itself.
+Whatever the interleaving, the last deploy to finish leaves one enabled recurring run and nobody fails.
 """
 
 from __future__ import annotations
@@ -29,9 +35,9 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from kfp_ci.deploy._cron import Schedule
-from kfp_ci.errors import NotFound
+from kfp_ci.errors import KfpCiError, NotFound, ServerError
 
-__all__ = ["Owned", "RecurringApi", "ScheduleOutcome", "ensure_recurring_run", "fingerprint"]
+__all__ = ["Owned", "RecurringApi", "ScheduleOutcome", "ScheduleSwapError", "ensure_recurring_run", "fingerprint"]
 
 _MARKER_RE = re.compile(r"kfp-ci:pipeline=(?P<pid>[^\s;]+)(?:;\s*spec=(?P<spec>[0-9a-f]+))?(?:;\s*t=(?P<t>\d+))?")
 
@@ -138,15 +144,15 @@ def ensure_recurring_run(
         return ScheduleOutcome("unchanged", newest.id, kept)
     if dry_run:
         verb = "would swap" if enabled else "would create"
-        plan = ["create the recurring run disabled"]
-        plan += [f"disable {r.id}" for r in enabled] + ["enable the new recurring run"]
+        plan = ["create the recurring run disabled", "enable the new recurring run"]
+        plan += [f"disable {r.id}" for r in enabled]
         if not keep_old:
             plan += [f"delete {r.id}" for r in owned]
         return ScheduleOutcome(verb, None, plan)
     steps: list[str] = []
-    if newest is not None and newest.spec == spec and not newest.enabled:
-        mine = newest  # left by an interrupted deploy: finish its swap
-        steps.append(f"reuse disabled recurring run {mine.id} left by an interrupted deploy")
+    if newest is not None and newest.spec == spec:
+        mine = newest  # left by an interrupted deploy (disabled, or enabled next to the old one): finish its swap
+        steps.append(f"reuse recurring run {mine.id} left by an interrupted deploy")
     else:
         mine = api.create(name=name, description=f"{description}\n{marker(pipeline_id, spec)}", enabled=False)
         steps.append(f"created recurring run {mine.id} (disabled)")
@@ -157,6 +163,14 @@ def ensure_recurring_run(
 
 def _newer(owned: Sequence[Owned], mine: Owned) -> list[Owned]:
     return [r for r in owned if r.id != mine.id and r.order > mine.order]
+
+
+class ScheduleSwapError(ServerError):
+    """A step of the swap failed; the message says which recurring run is enabled now (exit code of the cause)."""
+
+    def __init__(self, message: str, cause: KfpCiError) -> None:
+        super().__init__(f"{message}: {cause}")
+        self.exit_code = cause.exit_code
 
 
 def _swap(
@@ -173,15 +187,17 @@ def _swap(
     newer = _newer(owned, mine)
     if newer:
         return _step_back(api, mine, newer, keep_old, steps, log)
-    for run in owned:
-        if run.id != mine.id and run.enabled:
-            _quiet(api.disable, run.id)
-            steps.append(f"disabled {run.id}")
-            log(f"disabled recurring run {run.id}")
+    old_enabled = [r.id for r in owned if r.id != mine.id and r.enabled]
     try:
         api.enable(mine.id)
     except NotFound:  # a newer concurrent deploy already replaced (and deleted) ours
         return _step_back(api, mine, _newer(api.list_owned(pipeline_id), mine), True, steps, log)
+    except KfpCiError as exc:
+        removed = _try(api.delete, mine.id)
+        now = f"recurring run {', '.join(old_enabled)} stays the enabled one" if old_enabled else \
+            "no recurring run was enabled before either"
+        left = "removed it" if removed else f"it is left disabled ({mine.id}; the next deploy removes it)"
+        raise ScheduleSwapError(f"could not enable the new recurring run {mine.id}, {left}; {now}", exc) from None
     steps.append(f"enabled {mine.id}")
     log(f"enabled recurring run {mine.id}")
     owned = api.list_owned(pipeline_id)
@@ -190,14 +206,44 @@ def _swap(
         _quiet(api.disable, mine.id)
         return _step_back(api, mine, newer, keep_old, steps, log)
     for run in owned:
-        if run.id != mine.id and run.enabled:  # enabled by a concurrent, older deploy after our first look
-            _quiet(api.disable, run.id)
+        # enabled before the swap, or by a concurrent, older deploy after our first look
+        if run.id != mine.id and run.enabled:
+            try:
+                _quiet(api.disable, run.id)
+            except KfpCiError as exc:
+                _roll_back(api, mine, run, exc)
             steps.append(f"disabled {run.id}")
+            log(f"disabled recurring run {run.id}")
+    for run in owned:
         if run.id != mine.id and not keep_old and run.order < mine.order:
-            _quiet(api.delete, run.id)
+            try:
+                _quiet(api.delete, run.id)
+            except KfpCiError as exc:  # disabled already: a leftover the next deploy removes, not a failure
+                log(f"could not delete the replaced recurring run {run.id} (disabled; the next deploy removes it): "
+                    f"{exc}")
+                continue
             steps.append(f"deleted {run.id}")
             log(f"deleted recurring run {run.id}")
     return ScheduleOutcome("swapped" if had_enabled else "created", mine.id, steps)
+
+
+def _try(action: Callable[[str], None], recurring_run_id: str) -> bool:
+    """Best effort (cleaning up after a failure): whether it worked."""
+    try:
+        _quiet(action, recurring_run_id)
+    except KfpCiError:
+        return False
+    return True
+
+
+def _roll_back(api: RecurringApi, mine: Owned, old: Owned, cause: KfpCiError) -> None:
+    """Disabling ``old`` failed while ``mine`` is enabled too: disable ``mine`` again so one stays enabled."""
+    if _try(api.disable, mine.id):
+        raise ScheduleSwapError(f"could not disable the old recurring run {old.id}, so the swap was rolled back: "
+                                f"{old.id} stays the enabled one (the new {mine.id} is disabled; the next deploy "
+                                "finishes the swap)", cause) from None
+    raise ScheduleSwapError(f"TWO recurring runs are enabled: the new {mine.id} and the old {old.id}, and neither "
+                            f"could be disabled; disable {old.id} (KFP UI, or run the deploy again)", cause) from None
 
 
 def _step_back(
