@@ -522,7 +522,11 @@ def _config_command() -> click.Command:
         each came from. Secrets are shown as ***."""
         output = kwargs.pop("output")
         settings = settings_from(app, kwargs)
+        from kfp_ci.client import normalize_host
         from kfp_ci.config import show_settings
+
+        if settings.host:
+            normalize_host(settings.host)  # a host that is not a URL is an error here too, not a line to read
 
         _exit_with(show_settings(settings, output))
     return config_cmd
@@ -540,7 +544,7 @@ def _promote_command() -> click.Command:
                   help="Run parameter in the target (repeatable).")
     @click.option("--run", "run_once", is_flag=True, help="Start a run of the promoted version in the target.")
     @click.option("--wait", is_flag=True, help="Wait for that run; exit 0 only if it SUCCEEDED.")
-    @click.option("--timeout", "wait_timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
+    @click.option("--timeout", "wait_timeout", type=SECONDS, metavar="SECONDS",
                   help="Give up waiting after SECONDS (exit 5).")
     @click.option("--no-schedule", is_flag=True, help="Leave the target's recurring run alone.")
     @click.option("--keep-old", is_flag=True, help="Keep the replaced recurring run, disabled.")

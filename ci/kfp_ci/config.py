@@ -575,10 +575,10 @@ def load_settings(
         return replace(settings, environments=tuple(parsed))
     if chosen not in parsed:
         where = f" in {project}" if project is not None else " (no [tool.kfp-ci] table found)"
-        known = ", ".join(parsed) or "none declared"
-        source = "--env" if flag_environment else ENVIRONMENT_ENV_VAR
-        raise ConfigError(f"unknown environment '{chosen}' ({source}){where}: "
-                          f"[tool.kfp-ci.environments] declares {known}")
+        source = "" if flag_environment else f" ({ENVIRONMENT_ENV_VAR})"
+        known = f"[tool.kfp-ci.environments] declares {', '.join(parsed)}" if parsed else \
+            "no [tool.kfp-ci.environments.<name>] table is declared"
+        raise ConfigError(f"unknown environment '{chosen}'{source}{where}: {known}")
     assert project is not None
     chosen_env = parsed[chosen]
     label = f"[tool.kfp-ci.environments.{chosen}]"

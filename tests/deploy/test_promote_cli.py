@@ -35,7 +35,7 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.mark.parametrize(("args", "message"), [
     (["promote", "train", "--from", "staging", "--to", "staging"], "--from and --to name the same environment"),
-    (["promote", "train", "--from", "staging", "--to", "prod"], "unknown environment 'prod' (--env)"),
+    (["promote", "train", "--from", "staging", "--to", "prod"], "unknown environment 'prod'"),
     (["promote", "train", "--from", "staging", "--to", "production", "--version", "v1", "--run-id", "r"],
      "--version and --run-id both name the version"),
     (["promote", "train", "--from", "staging", "--to", "production", "--wait"], "--wait needs --run"),

@@ -119,7 +119,7 @@ def test_unknown_environment_is_one_line_exit_2(project: Path, monkeypatch: pyte
     result = CliRunner().invoke(main, ["config", "--env", "prodution"], env={"KFP_CI_CONFIG": ""})
     assert result.exit_code == 2
     assert result.output.strip().splitlines() == [
-        f"kfp-ci: error: unknown environment 'prodution' (--env) in {project / 'pyproject.toml'}: "
+        f"kfp-ci: error: unknown environment 'prodution' in {project / 'pyproject.toml'}: "
         "[tool.kfp-ci.environments] declares staging, production"]
     result = CliRunner().invoke(main, ["deploy", "--dry-run"], env={"KFP_CI_CONFIG": "", "KFP_CI_ENV": "qa"})
     assert result.exit_code == 2 and "unknown environment 'qa' (KFP_CI_ENV)" in result.output

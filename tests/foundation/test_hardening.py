@@ -100,7 +100,8 @@ def test_a_refused_saved_session_is_removed_by_every_command(kfp_server: Callabl
                                                              command: list[str]) -> None:
     from kfp_ci.auth import _cache
 
-    (tmp_path / "p.yaml").write_text("pipelineInfo:\n  name: p\nroot:\n  dag:\n    tasks: {}\n")
+    (tmp_path / "p.yaml").write_text("pipelineInfo:\n  name: p\nroot:\n  dag:\n    tasks: {}\n"
+                                     "schemaVersion: 2.1.0\n")
     srv = kfp_server(auth="dex", execute=False)
     path = _cache.save(srv.url, {"oauth2_proxy_kubeflow": "stale-session-value"}, None)
     code, out, err = kfp_ci(*command, "--host", srv.url)

@@ -161,7 +161,10 @@ def load_target(
     """
     cli_params = tuple(cli_params)
     found = read_package(package)
-    (announce or _console.info)(f"found {found.describe()}")
+    plain = found.kind == "v2" and found.member is None and found.platform_spec is None and \
+        package.suffix.lower() in (".yaml", ".yml")
+    if not plain:  # what kfp compiles needs no word; an archive, JSON, PipelineJob or Argo workflow gets one
+        (announce or _console.info)(f"found {found.describe()}")
     spec: dict[str, Any] = dict(found.spec)
     pipeline_name = name or found.pipeline_name
     digest = content_hash(found.content, list(found.docs))
