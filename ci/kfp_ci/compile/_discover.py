@@ -11,7 +11,7 @@ from pathlib import Path
 
 from kfp_ci.errors import UsageError
 
-__all__ = ["Found", "ScanError", "discover", "scan_file"]
+__all__ = ["Found", "ScanError", "discover", "may_hold_pipelines", "scan_file"]
 
 _SKIP_DIRS = {"__pycache__", "node_modules", "site-packages", "dist-packages"}
 
@@ -123,8 +123,8 @@ def _parse(path: Path) -> tuple[Path, ast.Module | None, bytes] | ScanError:
         data = source.read_bytes()
     except OSError as exc:
         return ScanError(source, f"cannot read {path}: {exc.strerror}", None)
-    if b"pipeline" not in data:
-        return source, None, data
+    if b"pipeline" not in data and b"import" not in data:
+        return source, None, data  # neither defines nor imports anything: not worth parsing
     try:
         return source, ast.parse(data, filename=str(source)), data
     except SyntaxError as exc:
@@ -235,6 +235,15 @@ def _walk(directory: Path) -> Iterator[Path]:
         for name in sorted(files):
             if name.endswith(".py") and not name.startswith("."):
                 yield root_path / name
+
+
+def may_hold_pipelines(path: Path) -> bool:
+    """A file kfp could find a pipeline in after importing it: it defines one or imports anything at all."""
+    parsed = _parse(path)
+    if isinstance(parsed, ScanError) or parsed[1] is None:
+        return False
+    return any(isinstance(node, (ast.Import, ast.ImportFrom)) for node in ast.walk(parsed[1])) or \
+        bool(_scan_tree(parsed[0], parsed[1])[0])
 
 
 def discover(paths: Iterable[Path], roots: Iterable[Path] = ()) -> tuple[list[Found], list[ScanError]]:

@@ -23,7 +23,7 @@ from typing import Any
 
 from kfp_ci.compile._cache import Cache, file_digest
 from kfp_ci.compile._compare import canonical, sdk_version_of
-from kfp_ci.compile._discover import Found, ScanError, discover, scan_file
+from kfp_ci.compile._discover import Found, ScanError, discover, may_hold_pipelines, scan_file
 from kfp_ci.compile._report import hint_for
 from kfp_ci.compile._results import CompileReport, CompileResult, PipelineError, Status
 from kfp_ci.config import PipelineConfig, Settings
@@ -93,7 +93,7 @@ def _targets_to_jobs(targets: Iterable[Target], function: str | None, root: Path
                 configs[(source, wanted)] = target
                 _add(jobs, source, picked, discover=False)
             else:
-                if not scanned and b"pipeline" not in _read(source):
+                if not scanned and not may_hold_pipelines(source):
                     raise UsageError(f"no @dsl.pipeline function in {source}; name one with file.py:function")
                 for item in scanned:
                     configs[(source, item.function)] = target
@@ -116,13 +116,11 @@ def _targets_to_jobs(targets: Iterable[Target], function: str | None, root: Path
                 continue
             if func.isidentifier() and head.endswith(".py"):
                 raise UsageError(f"{head}: no such file (in {text!r}, the file.py:function form)")
-        if path.is_file():
-            scanned = scan_file(path)
-            if isinstance(scanned, ScanError):
-                errors.append(scanned)
+        if path.is_file():  # named alone: import it and take kfp's answer (unless it imports nothing at all)
+            scanned, scan_errors = discover([path], roots=[root])
+            errors.extend(scan_errors)
+            if scan_errors or not (scanned or may_hold_pipelines(path)):
                 continue
-            if not scanned and b"pipeline" not in _read(path):
-                continue  # nothing kfp could find; reported as "no pipeline" below
             hints = [f for f in scanned if function is None or f.function == function]
             _add(jobs, path.resolve(), hints, discover=True, explicit=True)
             continue
@@ -134,13 +132,6 @@ def _targets_to_jobs(targets: Iterable[Target], function: str | None, root: Path
                 _add(jobs, item.source, [item], discover=True)
         errors.extend(more_errors)
     return jobs, errors, configs
-
-
-def _read(path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except OSError:
-        return b""
 
 
 def _def_line(source: Path, function: str) -> int:
@@ -408,15 +399,15 @@ def compile_targets(
                 "function": f.function, "ok": False, "line": f.line,
                 "error": {"message": "the compiler returned no result", "file": str(f.source), "line": f.line}}
                 for f in job.found]
-        # a pipeline imported into a compiled file is compiled once, under the module that defines it
-        entries = [e for e in entries if not (e.get("defined_in") and Path(e["defined_in"]) in compiled_sources
-                                              and Path(e["defined_in"]) != job.source)]
         if not entries and job.explicit:
             wanted = f"no pipeline named {function!r}" if function else "no kfp pipeline"
             out.append(CompileResult(None, job.source, function or job.source.stem, None, False, "failed",
                                      PipelineError(f"{wanted} in {job.source.name}: kfp finds none among the "
                                                    "module's objects after importing it", job.source, 1), sdk))
             continue
+        # a pipeline imported into a compiled file is compiled once, under the module that defines it
+        entries = [e for e in entries if not (e.get("defined_in") and Path(e["defined_in"]) in compiled_sources
+                                              and Path(e["defined_in"]) != job.source)]
         for entry in entries:
             item = Found(job.source, str(entry["function"]), int(entry.get("line") or 1))
             out.append(_result(item, entry, job, configs, out_dir, settings, check, sdk, sdk_major, is_cached,
@@ -447,13 +438,23 @@ def _result(item: Found, entry: dict[str, Any], job: _Job, configs: dict[tuple[P
         if out_dir is None and layout != "mirror":
             avoid += " with --out-dir"
         return CompileResult(display, item.source, item.function, output, False, "failed", PipelineError(
-            f"output {output} is also written by {clash}; {avoid}", item.source, item.line), sdk, is_cached)
-    seen_outputs[output] = f"{item.source.name}:{item.function}"
-    return _deliver(display, item, output, data, check, sdk, is_cached, ignore_sdk_version)
+            f"output {_shown(output, repo)} is also written by {clash}; {avoid}", item.source, item.line), sdk,
+            is_cached)
+    seen_outputs[output] = f"{_shown(item.source, repo)}:{item.function}"
+    return _deliver(display, item, output, data, check, sdk, is_cached, ignore_sdk_version, repo)
+
+
+def _shown(path: Path, repo: Path) -> str:
+    """A path in a message: relative to the repository root when inside it."""
+    try:
+        return path.resolve().relative_to(repo).as_posix()
+    except ValueError:
+        return str(path)
 
 
 def _deliver(name: str, item: Found, output: Path, data: bytes, check: bool, sdk: str,
-             is_cached: bool, ignore_sdk_version: bool = False) -> CompileResult:
+             is_cached: bool, ignore_sdk_version: bool = False, repo: Path | None = None) -> CompileResult:
+    repo = repo or Path.cwd().resolve()
     try:
         current: bytes | None = output.read_bytes()
     except FileNotFoundError:
@@ -475,8 +476,8 @@ def _deliver(name: str, item: Found, output: Path, data: bytes, check: bool, sdk
         return CompileResult(name, item.source, item.function, output, True, status, None, sdk, is_cached)
     if current is None:
         return CompileResult(name, item.source, item.function, output, False, "missing", PipelineError(
-            f"compiled file {output} is missing; run kfp-ci compile and commit it", item.source, item.line),
-            sdk, is_cached)
+            f"compiled file {_shown(output, repo)} is missing; run kfp-ci compile and commit it", item.source,
+            item.line), sdk, is_cached)
     if same:
         return CompileResult(name, item.source, item.function, output, True, "fresh", None, sdk, is_cached)
     committed = sdk_version_of(current)
@@ -484,21 +485,23 @@ def _deliver(name: str, item: Found, output: Path, data: bytes, check: bool, sdk
     if committed is not None and committed != sdk and only_stamp and ignore_sdk_version:
         return CompileResult(name, item.source, item.function, output, True, "fresh", None, sdk, is_cached,
                              committed_sdk_version=committed)
-    diff = list(difflib.unified_diff(
-        current.decode("utf-8", "replace").splitlines(), data.decode("utf-8", "replace").splitlines(),
-        f"{output} (committed)", f"{output} (fresh compile)", lineterm="", n=2))
+    shown = _shown(output, repo)
+    diff = list(difflib.unified_diff(  # of what is compared: no clock stamps, the defaults' keys in one order
+        canonical(current).decode("utf-8", "replace").splitlines(),
+        canonical(data).decode("utf-8", "replace").splitlines(),
+        f"{shown} (committed)", f"{shown} (fresh compile)", lineterm="", n=2))
     more = len(diff) - _DIFF_LINES
     text = "\n".join(diff[:_DIFF_LINES]) + (f"\n... ({more} more diff lines)" if more > 0 else "")
     if committed is not None and committed != sdk:
         what = ("only the SDK version stamp differs" if only_stamp else
                 "its content differs too, so it may also be stale")
         return CompileResult(name, item.source, item.function, output, False, "sdk-mismatch", PipelineError(
-            f"compiled file {output} was compiled with kfp {committed}, this is kfp {sdk} ({what}): pin "
+            f"compiled file {shown} was compiled with kfp {committed}, this is kfp {sdk} ({what}): pin "
             f"kfp=={committed} in CI to check it with the kfp that compiled it, or recompile with kfp {sdk} and "
             "commit" + (" (or pass --ignore-sdk-version)" if only_stamp else ""), item.source, item.line),
             sdk, is_cached, text, committed_sdk_version=committed)
     return CompileResult(name, item.source, item.function, output, False, "stale", PipelineError(
-        f"compiled file {output} is stale: it differs from a fresh compile of {item.source.name}:"
+        f"compiled file {shown} is stale: it differs from a fresh compile of {item.source.name}:"
         f"{item.function}; run kfp-ci compile and commit it", item.source, item.line), sdk, is_cached, text,
         committed_sdk_version=committed)
 
