@@ -492,7 +492,7 @@ def _deliver(name: str, item: Found, output: Path, data: bytes, check: bool, sdk
         f"{shown} (committed)", f"{shown} (fresh compile)", lineterm="", n=2))
     more = len(diff) - _DIFF_LINES
     text = "\n".join(diff[:_DIFF_LINES]) + (f"\n... ({more} more diff lines)" if more > 0 else "")
-    if committed is not None and committed != sdk:
+    if committed is not None and committed != sdk and not ignore_sdk_version:
         what = ("only the SDK version stamp differs" if only_stamp else
                 "its content differs too, so it may also be stale")
         return CompileResult(name, item.source, item.function, output, False, "sdk-mismatch", PipelineError(

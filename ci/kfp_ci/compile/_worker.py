@@ -154,13 +154,9 @@ class _Recorder:
                 pass
         elif event in ("os.listdir", "os.scandir"):
             try:
-                frame = sys._getframe(1)
-                for _ in range(4):  # the import system lists sys.path directories: not a read of the module's
-                    if frame is None:
-                        break
-                    if frame.f_code.co_filename.startswith("<frozen importlib"):
-                        return
-                    frame = frame.f_back  # type: ignore[assignment]
+                # the import system lists sys.path directories itself: not a read of the module's
+                if sys._getframe(1).f_code.co_filename.startswith("<frozen importlib"):
+                    return
                 name = self._wanted(args[0] if args and args[0] is not None else ".")
                 if name is not None:
                     self.dirs.add(name)
