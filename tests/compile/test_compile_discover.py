@@ -61,7 +61,8 @@ def _f():
 wrapped = kdsl.pipeline(name="w")(_f)
 also: object = p(_f)
 '''
-LOOK_ALIKE = "from workflows import pipeline\n\n@pipeline\ndef etl():\n    pass\n\n@dsl.pipeline\ndef no_dsl():\n    pass\n"
+LOOK_ALIKE = ("from workflows import pipeline\n\n@pipeline\ndef etl():\n    pass\n\n"
+              "@dsl.pipeline\ndef no_dsl():\n    pass\n")
 
 
 def test_aliases_blocks_and_wrappers_are_found_look_alikes_are_not(tmp_path: Path) -> None:
