@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 from compile_helpers import KFP, as_json, kfp_ci
@@ -73,8 +74,8 @@ def tree(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def _names(result_json: dict[str, object]) -> set[tuple[str, str]]:
-    return {(r["source"], r["function"]) for r in result_json["results"]}  # type: ignore[index,union-attr]
+def _names(result_json: dict[str, Any]) -> set[tuple[str, str]]:
+    return {(r["source"], r["function"]) for r in result_json["results"]}
 
 
 def test_every_pipeline_kfp_sees_is_compiled_once(tree: Path) -> None:
