@@ -196,7 +196,7 @@ def _compile_command() -> click.Command:
                   "([tool.kfp-ci] ignore-sdk-version).")
     @click.option("--check", is_flag=True, help="Compile without writing; exit 1 if a pipeline fails or a committed "
                   "compiled file is missing, stale or from another kfp version (compared on content: kfp's "
-                  "clock stamp and dict-default key order are ignored). Touches nothing.")
+                  "clock stamps and dict-default key order are ignored). Touches nothing.")
     @click.option("--pipeline-parameters", metavar="JSON", help="JSON object overriding pipeline parameter defaults.")
     @click.option("--disable-execution-caching-by-default", is_flag=True, default=None,
                   help="Compile with caching off by default (env KFP_DISABLE_EXECUTION_CACHING_BY_DEFAULT).")

@@ -224,3 +224,49 @@ def test_check_does_not_trust_a_warm_cache_when_a_read_file_changed(tmp_path: Pa
     (tmp_path / "defaults.json").write_text(json.dumps({"rows": 11}))
     result = kfp_ci(["compile", "--check", "reads.py"], tmp_path)
     assert result.exit_code == 1 and "reads.yaml is stale" in result.stdout
+
+
+EMBEDDED = '''import os
+
+from kfp import dsl
+
+ASSETS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets")
+
+
+@dsl.component(base_image="python:3.11", embedded_artifact_path=ASSETS)
+def read_assets(artifact: dsl.EmbeddedInput[dsl.Dataset]) -> None:
+    print(open(os.path.join(artifact.path, "greeting.txt")).read())
+
+
+@dsl.pipeline(name="embedded")
+def embedded() -> None:
+    read_assets()
+'''
+
+
+def test_an_embedded_artifact_archive_is_compared_on_what_it_holds(tmp_path: Path) -> None:
+    """kfp's gzip header holds the compile time and tar the files' mtimes (a fresh clone's checkout time)."""
+    import base64
+    import gzip
+    import os
+    import re
+
+    (tmp_path / "embedded.py").write_text(EMBEDDED)
+    (tmp_path / "assets").mkdir()
+    greeting = tmp_path / "assets" / "greeting.txt"
+    greeting.write_text("hello\n")
+    subprocess.run([str(KFP), "dsl", "compile", "--py", "embedded.py", "--output", "embedded.yaml"], cwd=tmp_path,
+                   check=True, capture_output=True)
+    committed = tmp_path / "embedded.yaml"
+    text = committed.read_text()
+    match = re.search(r"__KFP_EMBEDDED_ARCHIVE_B64 = '([A-Za-z0-9+/=]+)'", text)
+    assert match is not None
+    restamped = base64.b64encode(gzip.compress(gzip.decompress(base64.b64decode(match.group(1))), mtime=1)).decode()
+    committed.write_text(text.replace(match.group(1), restamped))  # as if compiled at another time
+    os.utime(greeting, (1_000_000_000, 1_000_000_000))  # as if checked out at another time
+    result = kfp_ci(["compile", "--check", "embedded.py"], tmp_path)
+    assert result.exit_code == 0, result.output
+
+    greeting.write_text("bonjour\n")  # what the archive holds counts
+    result = kfp_ci(["compile", "--check", "embedded.py"], tmp_path)
+    assert result.exit_code == 1 and "embedded.yaml is stale" in result.stdout
