@@ -139,3 +139,18 @@ def test_same_names_collide_flat_and_never_mirrored(tmp_path: Path) -> None:
     assert {r["output"] for r in as_json(result)["results"]} == {
         "out/src/a/pipeline/defined-here.yaml", "out/src/b/pipeline/defined-here.yaml"}
     assert kfp_ci(["compile", "src", "--out-dir", "out", "--layout", "mirror", "--check"], tmp_path).exit_code == 0
+
+
+def test_a_pipeline_imported_into_several_files_is_compiled_once(tree: Path) -> None:
+    result = kfp_ci(["compile", "p/uses.py", "p/uses_too.py", "--out-dir", "out", "--format", "json"], tree)
+    assert result.exit_code == 0, result.output  # defs.py is not compiled: the first importer compiles it, once
+    assert _names(as_json(result)) == {("p/uses.py", "defined_here")}
+
+
+def test_a_config_entry_for_a_whole_file_applies_to_what_kfp_finds_in_it(tree: Path) -> None:
+    (tree / "pyproject.toml").write_text('[tool.kfp-ci]\n\n[[tool.kfp-ci.pipelines]]\nsource = "p/uses.py"\n'
+                                         'output = "compiled/imported.yaml"\n')
+    result = kfp_ci(["compile", "--format", "json"], tree)
+    assert result.exit_code == 0, result.output
+    (entry,) = as_json(result)["results"]
+    assert (entry["function"], entry["output"]) == ("defined_here", "compiled/imported.yaml")

@@ -55,6 +55,8 @@ class _Job:
     discover: bool = False
     explicit: bool = False
     only: str | None = None
+    source_config: PipelineConfig | None = None
+    """A ``[tool.kfp-ci]`` entry naming the whole file (no ``:function``): it applies to what kfp finds in it."""
 
 
 # ------------------------------------------------------------------------------------------- targets
@@ -97,7 +99,7 @@ def _targets_to_jobs(targets: Iterable[Target], function: str | None, root: Path
                     raise UsageError(f"no @dsl.pipeline function in {source}; name one with file.py:function")
                 for item in scanned:
                     configs[(source, item.function)] = target
-                _add(jobs, source, scanned, discover=True, explicit=True)
+                _add(jobs, source, scanned, discover=True, explicit=True).source_config = target
             continue
         text = str(target)
         path = Path(text)
@@ -390,6 +392,7 @@ def compile_targets(
                                      PipelineError(error.message, error.source, error.line or line), sdk))
     compiled_sources = set(by_source)
     seen_outputs: dict[Path, str] = {}
+    imported_once: set[tuple[str, Any]] = set()
     for job in by_source.values():
         entries = raw.get(job.source, [])
         is_cached = job.source in cached
@@ -405,9 +408,18 @@ def compile_targets(
                                      PipelineError(f"{wanted} in {job.source.name}: kfp finds none among the "
                                                    "module's objects after importing it", job.source, 1), sdk))
             continue
-        # a pipeline imported into a compiled file is compiled once, under the module that defines it
-        entries = [e for e in entries if not (e.get("defined_in") and Path(e["defined_in"]) in compiled_sources
-                                              and Path(e["defined_in"]) != job.source)]
+        # a pipeline imported into compiled files is compiled once: under the module that defines it when that
+        # module is compiled too, else under the first file (in target order) that imports it
+        kept = []
+        for entry in entries:
+            defined = entry.get("defined_in")
+            if defined and Path(defined) != job.source:
+                origin = (defined, entry.get("defined_line"))
+                if Path(defined) in compiled_sources or origin in imported_once:
+                    continue
+                imported_once.add(origin)
+            kept.append(entry)
+        entries = kept
         for entry in entries:
             item = Found(job.source, str(entry["function"]), int(entry.get("line") or 1))
             out.append(_result(item, entry, job, configs, out_dir, settings, check, sdk, sdk_major, is_cached,
@@ -418,7 +430,7 @@ def compile_targets(
 def _result(item: Found, entry: dict[str, Any], job: _Job, configs: dict[tuple[Path, str], PipelineConfig],
             out_dir: Path | None, settings: Settings | None, check: bool, sdk: str, sdk_major: int, is_cached: bool,
             seen_outputs: dict[Path, str], ignore_sdk_version: bool, layout: str, repo: Path) -> CompileResult:
-    config = configs.get((item.source, item.function))
+    config = configs.get((item.source, item.function)) or job.source_config
     if not entry.get("ok"):
         err = entry.get("error") or {}
         message = str(err.get("message") or "failed")
