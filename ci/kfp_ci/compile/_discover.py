@@ -251,13 +251,17 @@ def discover(paths: Iterable[Path], roots: Iterable[Path] = ()) -> tuple[list[Fo
 
     This is the fast first pass, from the sources alone: what it finds are the modules worth importing and
     hints; after importing a module the compiler decides from its objects which of them are kfp pipelines.
-    A pipeline imported by name from a project module counts too (found at its ``import`` line).
+    A pipeline imported by name from a project module counts too (found at its ``import`` line). In a directory
+    only files that mention ``pipeline`` or ``kfp`` are parsed, and then the files that mention the name of a
+    module found defining pipelines (they may import one).
     """
-    found: list[Found] = []
     errors: list[ScanError] = []
     seen: set[Path] = set()
     known: dict[Path, list[Found]] = {}
     root_list = [Path(r).resolve() for r in roots]
+    order: list[Path] = []
+    trees: dict[Path, tuple[list[Found], _Names]] = {}
+    deferred: list[tuple[Path, bytes]] = []
     for path in paths:
         if path.is_dir():
             if (path / "pyvenv.cfg").exists():
@@ -274,20 +278,40 @@ def discover(paths: Iterable[Path], roots: Iterable[Path] = ()) -> tuple[list[Fo
             if resolved in seen:
                 continue
             seen.add(resolved)
+            order.append(resolved)
+            if not explicit:
+                try:
+                    data = resolved.read_bytes()
+                except OSError:
+                    continue
+                if b"pipeline" not in data and b"kfp" not in data:
+                    if b"import" in data:
+                        deferred.append((resolved, data))
+                    continue
             parsed = _parse(file)
             if isinstance(parsed, ScanError):
                 if explicit or "dsl" in _safe_text(resolved):
                     errors.append(parsed)
                 continue
-            source, tree, _ = parsed
-            if tree is None:
-                continue
-            defined, names = _scan_tree(source, tree)
-            known.setdefault(source, list(defined))
-            found.extend(defined)
-            defined_names = {f.function for f in defined}
-            found.extend(f for f in _imported_pipelines(source, names, known, root_list)
-                         if f.function not in defined_names)
+            if parsed[1] is not None:
+                trees[resolved] = _scan_tree(parsed[0], parsed[1])
+                known.setdefault(resolved, list(trees[resolved][0]))
+    stems = {(source.parent.name if source.name == "__init__.py" else source.stem).encode()
+             for source, (defined, _) in trees.items() if defined}
+    for source, data in deferred:  # might import a pipeline from a module found defining one
+        if stems and any(stem in data for stem in stems):
+            parsed = _parse(source)
+            if not isinstance(parsed, ScanError) and parsed[1] is not None:
+                trees[source] = _scan_tree(parsed[0], parsed[1])
+    found: list[Found] = []
+    for source in order:
+        if source not in trees:
+            continue
+        defined, names = trees[source]
+        found.extend(defined)
+        defined_names = {f.function for f in defined}
+        found.extend(f for f in _imported_pipelines(source, names, known, root_list)
+                     if f.function not in defined_names)
     return found, errors
 
 
