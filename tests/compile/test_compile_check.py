@@ -4,6 +4,7 @@ and no false greens from inputs the cache did not know about (files read at impo
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -70,7 +71,7 @@ def test_kfp_ci_writes_dict_defaults_in_one_order_equal_to_kfp_up_to_key_order(t
         written.add((tmp_path / "dict-defaults.yaml").read_bytes())
     assert len(written) == 1  # deterministic bytes
     ours = tmp_path / "dict-defaults.yaml"
-    # the source's key order (protobuf's pure-Python runtime keeps it)
+    # the source's key order (as kfp writes it with protobuf's pure-Python runtime)
     assert _header_defaults(ours) == [
         "#    cfg: dict [Default: {'zeta': 1.0, 'alpha': {'y': 2.0, 'x': [1.0, {'q': 1.0, 'b': 2.0}]}, 'mid': 'm', "
         "'beta': True, 'delta': 1.5}]",
@@ -84,6 +85,10 @@ def test_kfp_ci_writes_dict_defaults_in_one_order_equal_to_kfp_up_to_key_order(t
     assert all("[Default: " in our_lines[i] for i in differing)  # only the header's defaults may differ...
     for i in differing:  # ... and only in key order
         assert sorted(kfp_lines[i]) == sorted(our_lines[i])
+    subprocess.run([str(KFP), "dsl", "compile", "--py", "dict_defaults.py", "--output", "kfp-python.yaml"],
+                   cwd=tmp_path, check=True, capture_output=True,
+                   env={**os.environ, "PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION": "python"})
+    assert (tmp_path / "kfp-python.yaml").read_bytes() == ours.read_bytes()
 
 
 def test_a_real_change_of_a_dict_default_is_stale(tmp_path: Path) -> None:
@@ -248,7 +253,6 @@ def test_an_embedded_artifact_archive_is_compared_on_what_it_holds(tmp_path: Pat
     """kfp's gzip header holds the compile time and tar the files' mtimes (a fresh clone's checkout time)."""
     import base64
     import gzip
-    import os
     import re
 
     (tmp_path / "embedded.py").write_text(EMBEDDED)

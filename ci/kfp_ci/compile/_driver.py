@@ -232,11 +232,10 @@ def _project_root(settings: Settings | None) -> Path:
 
 
 def _worker_env() -> dict[str, str]:
-    """The compiling processes' environment: ours, with protobuf's pure-Python runtime (kfp's upb runtime returns
-    a ``dict`` default's keys in a different order from run to run; the Python one keeps the source order)."""
+    """The compiling processes' environment: ours, without ``PYTHONSAFEPATH`` (kfp imports a module from its
+    directory)."""
     env = dict(os.environ)
     env.pop("PYTHONSAFEPATH", None)
-    env["PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION"] = "python"
     return env
 
 

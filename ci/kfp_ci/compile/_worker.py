@@ -183,6 +183,41 @@ class _Recorder:
             pass
 
 
+def _in_order(value: Any, template: Any) -> Any:
+    """``value`` with every dict's keys in ``template``'s order (the source's), any others after them, sorted."""
+    if isinstance(value, dict):
+        order = list(template) if isinstance(template, dict) else []
+        keys = [k for k in order if k in value] + sorted((k for k in value if k not in order), key=repr)
+        return {k: _in_order(value[k], template.get(k) if isinstance(template, dict) else None) for k in keys}
+    if isinstance(value, list):
+        items = template if isinstance(template, list) and len(template) == len(value) else [None] * len(value)
+        return [_in_order(v, t) for v, t in zip(value, items)]  # noqa: B905 - same length; runs on Python < 3.10 too
+    return value
+
+
+def _source_order_defaults(data: bytes, defaults: dict[str, Any]) -> bytes:
+    """kfp 2's header comment lists ``dict`` defaults in the key order of its protobuf runtime, which the upb
+    extension varies from run to run; write them in the source's order (as the pure-Python runtime does)."""
+    import ast
+    import re
+
+    pattern = re.compile(rb"^(#    (\S+): \S+ \[Default: )(.*)(\])$")
+    lines = data.split(b"\n")
+    for index, line in enumerate(lines):
+        if not line.startswith(b"#"):
+            break
+        match = pattern.match(line)
+        if match is None or b"{" not in match.group(3):
+            continue
+        name = match.group(2).decode("utf-8", "replace")
+        try:
+            value = ast.literal_eval(match.group(3).decode("utf-8"))
+        except (ValueError, SyntaxError, UnicodeDecodeError, MemoryError, RecursionError):
+            continue
+        lines[index] = match.group(1) + str(_in_order(value, defaults.get(name))).encode("utf-8") + match.group(4)
+    return b"\n".join(lines)
+
+
 def _compile_one(
     kfp: Any, major: int, obj: Any, target: dict[str, Any], opts: dict[str, Any], scratch: str
 ) -> dict[str, Any]:
@@ -196,6 +231,14 @@ def _compile_one(
         kfp.compiler.Compiler().compile(pipeline_func=obj, pipeline_parameters=params, package_path=path,
                                         type_check=True)
         name = obj.pipeline_spec.pipeline_info.name if hasattr(obj, "pipeline_spec") else obj.name
+        inputs = getattr(getattr(obj, "component_spec", None), "inputs", None) or {}
+        defaults = {key: params.get(key, getattr(spec, "default", None)) for key, spec in inputs.items()}
+        with open(path, "rb") as fh:
+            data = fh.read()
+        if data.startswith(b"#") and b"[Default: " in data:
+            data = _source_order_defaults(data, defaults)
+        return {"function": target["function"], "ok": True, "pipeline_name": str(name),
+                "data": data.decode("utf-8")}
     else:
         if not callable(obj):
             raise TypeError(f"{target['function']} is not a pipeline function")
