@@ -158,3 +158,27 @@ def test_a_module_that_times_out_is_killed_with_what_it_started(tmp_path: Path) 
     while _alive(pid) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not _alive(pid), f"the module's child {pid} outlived the timeout"
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads /proc")
+def test_interrupting_kfp_ci_leaves_nothing_running(tmp_path: Path) -> None:
+    import signal
+    import sys
+
+    (tmp_path / "spawner.py").write_text(HANGS)
+    env = {**os.environ, "GITHUB_ACTIONS": "", "PYTHONPATH": os.pathsep.join(sys.path)}
+    proc = subprocess.Popen([sys.executable, "-m", "kfp_ci", "compile", "spawner.py", "--timeout", "120"],
+                            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    pid_file = tmp_path / "grandchild.pid"
+    deadline = time.monotonic() + 60
+    while not pid_file.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert pid_file.exists(), "the module never started"
+    time.sleep(0.2)
+    pid = int(pid_file.read_text())
+    proc.send_signal(signal.SIGINT)  # Ctrl-C
+    proc.communicate(timeout=30)
+    deadline = time.monotonic() + 5
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(pid), f"the module's child {pid} outlived kfp-ci"

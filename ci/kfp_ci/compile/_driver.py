@@ -280,8 +280,14 @@ def _run_zygote(python: str, jobs: list[_Job], opts: dict[str, Any], parallel: i
 
 
 def _kill_group(proc: subprocess.Popen[str]) -> None:
+    """Stop the zygote: SIGTERM first (it kills its children's process groups), then its whole group."""
     import signal
 
+    try:
+        proc.terminate()
+        proc.wait(timeout=5)
+    except (OSError, subprocess.TimeoutExpired):
+        pass
     try:
         os.killpg(proc.pid, getattr(signal, "SIGKILL", signal.SIGTERM))
     except (OSError, AttributeError):

@@ -400,6 +400,9 @@ class _Child:
                 code = 0
                 try:
                     os.setpgid(0, 0)
+                    import signal
+
+                    signal.signal(signal.SIGTERM, signal.SIG_DFL)
                     fd = os.open(self.log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
                     os.dup2(fd, 1)
                     os.dup2(fd, 2)
@@ -518,6 +521,15 @@ def run_zygote(request: dict[str, Any]) -> dict[str, Any]:
         opts = {**opts, "disable_caching": False}
     pending = list(enumerate(request["jobs"]))
     running: list[_Child] = []
+    import signal
+
+    def _stop(signum: int, frame: Any) -> None:  # the driver gives up (its timeout, Ctrl-C): take the children along
+        for child in running:
+            child.kill_group()
+        os._exit(128 + signum)
+
+    if hasattr(signal, "SIGTERM"):
+        signal.signal(signal.SIGTERM, _stop)
     outcomes: dict[int, dict[str, Any]] = {}
     limit = max(1, int(request.get("parallel") or 1))
     timeout = float(request.get("timeout") or 120.0)
