@@ -3,7 +3,8 @@
 It finds pipeline functions by reading the sources (AST), answers what it can from the cache (``.kfp-ci/cache/``),
 and hands the rest to a zygote process (:mod:`kfp_ci.compile._worker`) that imports kfp once and forks one child
 per source module. Every output's bytes equal what ``kfp dsl compile --py FILE --function F --output OUT`` writes
-with the same kfp.
+with the same kfp, up to what :mod:`._compare` ignores (kfp's clock stamps; the header's dict-default key order,
+which kfp-ci writes in the source's order).
 """
 
 from __future__ import annotations

@@ -8,8 +8,9 @@ available, or with ``KFP_CI_COMPILE_START=spawn``, it starts ``python _worker.py
 instead). A child imports only its module, the
 way ``kfp dsl compile`` does (its directory first on ``sys.path``, ``__import__`` of the file's stem), compiles
 the requested pipeline functions into a scratch directory and writes a JSON result: the compiled bytes, the
-pipeline names, errors located in the user's code, and the project-local files the module loaded (for the
-cache). A child that raises, exits, kills itself or hangs past the timeout fails only its own pipelines.
+pipeline names, errors located in the user's code, and what the module read (files, directory listings,
+environment variables: for the cache). Each child is a process group of its own, killed whole on a timeout.
+A child that raises, exits, kills itself or hangs past the timeout fails only its own pipelines.
 """
 
 from __future__ import annotations
