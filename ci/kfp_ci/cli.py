@@ -228,12 +228,19 @@ def _warning_line(message: Warning | str, category: type[Warning], filename: str
 # --------------------------------------------------------------------------------------------- compile
 def _compile_command() -> click.Command:
     @click.command("compile", context_settings=CONTEXT_SETTINGS)
-    @click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
+    @click.argument("paths", nargs=-1, metavar="[PATHS|FILE.py:FUNCTION]...")
     @click.option("--function", "function", metavar="NAME", help="Compile only the pipeline function NAME.")
     @click.option("--out-dir", type=click.Path(file_okay=False, path_type=Path),
                   help="Write <pipeline-name>.yaml here (default: config output, else next to the source).")
-    @click.option("--check", is_flag=True, help="Compile to a temp dir; exit 1 if a pipeline fails or a committed "
-                  "compiled file is missing or stale. Touches nothing.")
+    @click.option("--layout", type=click.Choice(["flat", "mirror"]), default=None,
+                  help="Output directory layout: flat <name>.yaml (default), or mirror: <source path without "
+                  ".py>/<name>.yaml under it, relative to the repository root (never collides).")
+    @click.option("--ignore-sdk-version", is_flag=True, default=None,
+                  help="With --check: a file that differs only in its kfp SDK version stamp is fresh "
+                  "([tool.kfp-ci] ignore-sdk-version).")
+    @click.option("--check", is_flag=True, help="Compile without writing; exit 1 if a pipeline fails or a committed "
+                  "compiled file is missing, stale or from another kfp version (compared on content: kfp's "
+                  "clock stamps and dict-default key order are ignored). Touches nothing.")
     @click.option("--pipeline-parameters", metavar="JSON", help="JSON object overriding pipeline parameter defaults.")
     @click.option("--disable-execution-caching-by-default", is_flag=True, default=None,
                   help="Compile with caching off by default (env KFP_DISABLE_EXECUTION_CACHING_BY_DEFAULT).")
@@ -249,7 +256,8 @@ def _compile_command() -> click.Command:
         """Compile pipelines to YAML with the installed kfp SDK (2.x IR, or 1.8 Argo).
 
         With no PATHS, compiles the pipelines declared in [tool.kfp-ci]; with PATHS (files or directories),
-        every module-level pipeline found in them. Exit 0 ok, 1 a pipeline failed or output is stale, 2 usage.
+        every pipeline kfp finds in them; FILE.py:FUNCTION compiles that one function. Exit 0 ok, 1 a pipeline
+        failed or output is stale, 2 usage.
         """
         from kfp_ci.compile import compile_command
 

@@ -97,6 +97,7 @@ _TOP_KEYS = {
     "experiment": "experiment",
     "version-name": "version_name",
     "out-dir": "out_dir",
+    "ignore-sdk-version": "ignore_sdk_version",
     "timeout": "timeout",
     "pipelines": "pipelines",
     "environments": "environments",
@@ -182,6 +183,8 @@ class Settings:
     experiment: str | None = None
     version_name: str | None = None
     out_dir: Path | None = None
+    ignore_sdk_version: bool = False
+    """``kfp-ci compile --check``: a compiled file that differs only in its kfp version stamp is fresh."""
     timeout: float = 30.0
     pipelines: tuple[PipelineConfig, ...] = ()
     project_file: Path | None = None
@@ -350,6 +353,8 @@ def _settings_from_table(path: Path) -> dict[str, Any]:
             if not _positive_seconds(values[name]):
                 raise ConfigError(f"{path}: [tool.kfp-ci] key 'timeout' must be a positive number of seconds, "
                                   f"got {value!r}")
+        elif name == "ignore_sdk_version":
+            values[name] = _expect(value, bool, key, path)
         elif name in ("ca_bundle", "out_dir"):
             values[name] = (path.parent / _expect(value, str, key, path)).resolve()
         elif name == "environments":

@@ -33,7 +33,8 @@ def chdir(path: Path) -> Iterator[None]:
 
 def kfp_ci(args: Sequence[str], cwd: Path, env: dict[str, str] | None = None) -> Result:
     """``kfp-ci ARGS`` in ``cwd`` through click's CliRunner (stdout and stderr kept apart)."""
-    base = {"GITHUB_ACTIONS": "", "KFP_CI_PYTHON": "", "KFP_DISABLE_EXECUTION_CACHING_BY_DEFAULT": ""}
+    base = {"GITHUB_ACTIONS": "", "GITHUB_WORKSPACE": "", "KFP_CI_PYTHON": "",
+            "KFP_DISABLE_EXECUTION_CACHING_BY_DEFAULT": ""}
     with chdir(cwd):
         return CliRunner().invoke(main, list(args), env={**base, **(env or {})}, catch_exceptions=False)
 

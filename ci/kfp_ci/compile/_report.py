@@ -17,14 +17,26 @@ __all__ = ["hint_for", "render"]
 _GUIDE = "see https://www.kubeflow.org/docs/components/pipelines/user-guides/migration/"
 
 _HINTS: list[tuple[re.Pattern[str], str]] = [
+    (re.compile(r"No module named '?kfp\.kubernetes'?|cannot import name '?kubernetes'? from '?kfp'?"),
+     "kfp.kubernetes is a separate package: pip install kfp-kubernetes (the version that matches your kfp)"),
     (re.compile(r"Missing type annotation for argument"),
      "kfp 2 needs a type annotation on every pipeline and component parameter (kfp 1.8 allowed untyped ones): "
      "write e.g. `def my_pipeline(rows: int = 100, name: str = 'x')`"),
-    (re.compile(r"keyword arguments|[Pp]ositional (parameters|arguments)"),
+    (re.compile(r"must be instantiated using keyword arguments|Positional parameters are not allowed"),
      "kfp 2 components take keyword arguments only: call `train(data=..., epochs=3)`, not `train(x, 3)`"),
+    (re.compile(r"add_node_selector_constraint\(\) takes"),
+     "in kfp 2 task.add_node_selector_constraint(accelerator) takes only the accelerator type; for a node "
+     "label use kfp-kubernetes: kubernetes.add_node_selector(task, label_key=..., label_value=...)"),
     (re.compile(r"ContainerOp"),
      "dsl.ContainerOp was removed in kfp 2: use a @dsl.container_component returning dsl.ContainerSpec, "
      "or a @dsl.component"),
+    (re.compile(r"VolumeOp|PipelineVolume|VolumeSnapshotOp"),
+     "dsl.VolumeOp was removed in kfp 2: create and mount volumes with kfp-kubernetes "
+     "(kubernetes.CreatePVC, kubernetes.mount_pvc, kubernetes.DeletePVC)"),
+    (re.compile(r"RUN_ID_PLACEHOLDER"),
+     "dsl.RUN_ID_PLACEHOLDER is dsl.PIPELINE_JOB_ID_PLACEHOLDER in kfp 2"),
+    (re.compile(r"EXECUTION_ID_PLACEHOLDER"),
+     "dsl.EXECUTION_ID_PLACEHOLDER is dsl.PIPELINE_TASK_ID_PLACEHOLDER in kfp 2"),
     (re.compile(r"create_component_from_func|func_to_container_op|func_to_component_text"),
      "kfp 2 replaced create_component_from_func / func_to_container_op with the @dsl.component decorator"),
     (re.compile(r"kfp\.v2"),
@@ -78,12 +90,24 @@ def _line(result: CompileResult) -> str:
 
 def _summary(report: CompileReport) -> str:
     failed = sum(not r.ok for r in report.results)
-    cached = sum(r.cached for r in report.results)
-    compiled = len(report.results) - cached
+    cached = sum(r.ok and r.cached for r in report.results)
+    compiled = sum(r.ok and not r.cached for r in report.results)
     verb = "checked" if report.check else "compiled"
     sdk = f", kfp {report.sdk_version}" if report.sdk_version else ""
     return (f"{verb} {len(report.results)} pipeline(s): {compiled} compiled, {cached} from cache, "
             f"{failed} failed in {report.elapsed:.2f} s{sdk}")
+
+
+def _from_root(path: Path | None, root: Path | None) -> str | None:
+    """``path`` relative to the repository root (absolute when outside it)."""
+    if path is None:
+        return None
+    if root is None:
+        return str(path)
+    try:
+        return Path(path).resolve().relative_to(root).as_posix()
+    except ValueError:
+        return str(path)
 
 
 def render(report: CompileReport, fmt: str) -> None:
@@ -103,30 +127,35 @@ def render(report: CompileReport, fmt: str) -> None:
             _console.out("::endgroup::")
             if result.error is not None:
                 message = result.error.message + (f" Hint: {result.error.hint}" if result.error.hint else "")
-                annotation("error", message, file=_rel(result.error.file), line=result.error.line,
+                annotation("error", message, file=_from_root(result.error.file, report.root),
+                           line=result.error.line,
                            title=f"kfp-ci compile: {result.pipeline_name or result.function}", force=True)
     _console.info(_summary(report))
 
 
 def to_json(report: CompileReport) -> dict[str, Any]:
+    """The JSON report; every path is relative to the repository root (``root``)."""
+    root = report.root
     return {
         "ok": report.ok,
         "check": report.check,
         "sdk_version": report.sdk_version,
         "elapsed": round(report.elapsed, 3),
+        "root": str(root) if root else None,
         "results": [
             {
                 "pipeline_name": r.pipeline_name,
-                "source": str(r.source),
+                "source": _from_root(r.source, root),
                 "function": r.function,
-                "output": str(r.output) if r.output else None,
+                "output": _from_root(r.output, root),
                 "ok": r.ok,
                 "status": r.status,
                 "cached": r.cached,
                 "sdk_version": r.sdk_version,
+                "committed_sdk_version": r.committed_sdk_version,
                 "error": None if r.error is None else {
                     "message": r.error.message,
-                    "file": str(r.error.file) if r.error.file else None,
+                    "file": _from_root(r.error.file, root),
                     "line": r.error.line,
                     "hint": r.error.hint,
                 },

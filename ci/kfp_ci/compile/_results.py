@@ -11,7 +11,7 @@ from typing import Literal
 
 __all__ = ["CompileReport", "CompileResult", "PipelineError", "Status"]
 
-Status = Literal["written", "unchanged", "fresh", "stale", "missing", "failed"]
+Status = Literal["written", "unchanged", "fresh", "stale", "sdk-mismatch", "missing", "failed"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +42,8 @@ class CompileResult:
     sdk_version: str | None = None
     cached: bool = False
     diff: str | None = None
+    committed_sdk_version: str | None = None
+    """With ``--check``: the kfp version the committed file says compiled it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +52,8 @@ class CompileReport:
     sdk_version: str | None
     check: bool = False
     elapsed: float = 0.0
+    root: Path | None = None
+    """The repository root the JSON report's and the annotations' paths are relative to."""
 
     @property
     def ok(self) -> bool:
