@@ -74,8 +74,8 @@ def test_config_error_is_one_line_exit_2_without_traceback(tmp_path: Path) -> No
     assert result.exit_code == 2
     lines = result.output.strip().splitlines()
     assert lines == [f"kfp-ci: error: {bad}: unknown key 'hots' in [tool.kfp-ci] (allowed: auth, ca-bundle, "
-                     "dex-connector, environments, experiment, host, ignore-sdk-version, namespace, out-dir, pipelines, "
-                     "timeout, username, version-name)"]
+                     "dex-connector, environments, experiment, host, ignore-sdk-version, namespace, out-dir, "
+                     "pipelines, timeout, username, version-name)"]
     assert "Traceback" not in result.output
 
 

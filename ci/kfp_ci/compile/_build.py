@@ -66,8 +66,10 @@ def compile_with_builds(
         report = compile_rest(rest) if rest else None
         results = [future.result() for future in futures]
     kfp_results = report.results if report is not None else ()
+    from kfp_ci.compile._driver import repo_root
+
     return CompileReport((*kfp_results, *results), report.sdk_version if report else None, check,
-                         time.monotonic() - started)
+                         time.monotonic() - started, root=report.root if report is not None else repo_root())
 
 
 def _declared_at(project_file: Path | None, config: PipelineConfig) -> int | None:
@@ -144,7 +146,7 @@ def run_build(config: PipelineConfig, *, root: Path, project_file: Path | None, 
         files = _inputs(config)
         key = Cache.key({"build": config.build, "output": output.name, "root": str(root), "files": files,
                          "env": os.environ.get("KFP_CI_IMAGE")})
-        hit = cache.get(key) if files else None
+        hit = cache.get(key, os.environ) if files else None
         if hit:
             data = base64.b64decode(hit[0]["data"])
             return _deliver(config, source, output, data, check, cached=True, failed=failed,

@@ -330,7 +330,8 @@ def compile_targets(
         def rest(others: list[Target]) -> CompileReport:
             return compile_targets(others, out_dir=out_dir, check=check, jobs=jobs, timeout=timeout,
                                    use_cache=use_cache, pipeline_parameters=pipeline_parameters,
-                                   disable_caching=disable_caching, settings=settings)
+                                   disable_caching=disable_caching, settings=settings,
+                                   ignore_sdk_version=ignore_sdk_version, layout=layout)
         built = compile_with_builds(targets, rest, root=_project_root(settings), check=check, timeout=timeout,
                                     use_cache=use_cache, jobs=jobs,
                                     project_file=settings.project_file if settings is not None else None)
