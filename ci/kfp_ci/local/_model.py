@@ -86,10 +86,7 @@ class Model:
         return record
 
     def pipeline_by_name(self, name: str, ns: str) -> Record | None:
-        for p in self.store.list("pipeline", namespace=ns):
-            if p["name"] == name:
-                return p
-        return None
+        return self.store.find("pipeline", name, namespace=ns)
 
     def create_pipeline(self, *, name: str, display_name: str, description: str, ns: str,
                         tags: dict[str, str] | None = None, upload: bool = False) -> Record:
@@ -135,11 +132,7 @@ class Model:
 
     def latest_version(self, pipeline_id: str) -> Record | None:
         """Newest by creation second, then by insertion order (KFP breaks same-second ties by random UUID)."""
-        best: Record | None = None
-        for v in self.versions(pipeline_id):  # oldest first: a later one wins a tie
-            if best is None or int(v["created_at"]) >= int(best["created_at"]):
-                best = v
-        return best
+        return self.store.newest("version", pipeline_id)
 
     def spec_of(self, version: Record) -> dict[str, Any]:
         """The IR (first YAML document) of a version's package, parsed once per content hash."""
@@ -179,14 +172,16 @@ class Model:
         return self._get("experiment", ident, "Experiment", user)
 
     def default_experiment(self, ns: str) -> Record:
-        for e in self.store.list("experiment", namespace=ns):
-            if e["name"] == "Default":
-                return e
+        found = self.store.find("experiment", "Default", namespace=ns)
+        if found is not None:
+            return found
         try:
             return self.create_experiment(name="Default", description="All runs created without specifying an "
                                           "experiment will be grouped here.", ns=ns)
         except HttpError:
-            return next(e for e in self.store.list("experiment", namespace=ns) if e["name"] == "Default")
+            again = self.store.find("experiment", "Default", namespace=ns)
+            assert again is not None
+            return again
 
     def set_storage(self, kind: str, ident: str, state: str) -> None:
         def change(r: Record) -> None:

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,13 @@ CREATE TABLE IF NOT EXISTS objects (
 );
 CREATE INDEX IF NOT EXISTS objects_kind_parent ON objects (kind, parent);
 CREATE INDEX IF NOT EXISTS objects_kind_name ON objects (kind, parent, namespace, name);
+CREATE INDEX IF NOT EXISTS objects_kind_seq ON objects (kind, seq);
+CREATE INDEX IF NOT EXISTS objects_kind_ns_seq ON objects (kind, namespace, seq);
+CREATE INDEX IF NOT EXISTS objects_kind_created ON objects (kind, created_at, seq);
+CREATE INDEX IF NOT EXISTS objects_kind_ns_created ON objects (kind, namespace, created_at, seq);
+CREATE INDEX IF NOT EXISTS objects_kind_only_name ON objects (kind, name);
+CREATE INDEX IF NOT EXISTS objects_experiment ON objects (kind, json_extract(data, '$.experiment_id'), created_at);
+CREATE INDEX IF NOT EXISTS objects_state ON objects (kind, json_extract(data, '$.state'));
 CREATE TABLE IF NOT EXISTS packages (hash TEXT PRIMARY KEY, content BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS artifacts (
     run_id TEXT NOT NULL,
@@ -44,6 +52,24 @@ CREATE TABLE IF NOT EXISTS artifacts (
     PRIMARY KEY (run_id, seq)
 );
 """
+
+
+# fields kept in their own (indexed) columns; every other field is read from the JSON document
+_COLUMNS = {"id": "id", "name": "name", "namespace": "namespace", "_ns": "namespace", "parent": "parent",
+            "_parent": "parent", "created_at": "created_at", "seq": "seq"}
+_FIELD = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def _text(value: Any) -> str:
+    return str(float(value or 0))
+
+
+def _conditions(kind: str, where: Sequence[tuple[str, Sequence[Any]]]) -> tuple[str, list[Any]]:
+    conditions = " AND ".join(["kind = ?", *(f"({sql})" for sql, _ in where)])
+    args: list[Any] = [kind]
+    for _, values in where:
+        args.extend(values)
+    return conditions, args
 
 
 def new_id() -> str:
@@ -61,6 +87,7 @@ class Store:
         self._db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None, timeout=30)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.create_function("kfp_text", 1, _text, deterministic=True)
         self._db.executescript(_SCHEMA)
         row = self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM objects").fetchone()
         self._seq = int(row[0])
@@ -126,6 +153,57 @@ class Store:
         with self._lock:
             rows = self._db.execute(sql, args).fetchall()
         return [json.loads(r[0]) for r in rows]
+
+    @staticmethod
+    def column(name: str) -> str:
+        """The SQL expression of a record field: its own column, or ``json_extract`` over the document (indexed for
+        ``experiment_id`` and ``state``)."""
+        if name in _COLUMNS:
+            return _COLUMNS[name]
+        if not _FIELD.match(name):
+            raise ValueError(f"not a field name: {name!r}")
+        return f"json_extract(data, '$.{name}')"
+
+    def page(self, kind: str, where: Sequence[tuple[str, Sequence[Any]]] = (), *, order: str = "seq",
+             limit: int | None = None, offset: int = 0) -> tuple[Records, int]:
+        """One page of the records of ``kind`` matching every ``(condition, arguments)`` of ``where``, in ``order``
+        (SQL over the columns and :meth:`column` expressions), and how many match in all."""
+        conditions, args = _conditions(kind, where)
+        window = "" if limit is None else f" LIMIT {int(limit)} OFFSET {int(offset)}"
+        # conditions and order come from the server's code (field names checked by ``column``); values are bound
+        select = f"SELECT data FROM objects WHERE {conditions} ORDER BY {order}{window}"  # noqa: S608
+        with self._lock:
+            rows = self._db.execute(select, args).fetchall()
+            if limit is None or (offset == 0 and len(rows) < limit):
+                total = len(rows)
+            else:
+                total = self._count(conditions, args)
+        return [json.loads(r[0]) for r in rows], total
+
+    def count(self, kind: str, where: Sequence[tuple[str, Sequence[Any]]] = ()) -> int:
+        """How many records of ``kind`` match ``where`` (as in :meth:`page`)."""
+        conditions, args = _conditions(kind, where)
+        with self._lock:
+            return self._count(conditions, args)
+
+    def _count(self, conditions: str, args: Sequence[Any]) -> int:
+        return int(self._db.execute(f"SELECT COUNT(*) FROM objects WHERE {conditions}", args).fetchone()[0])  # noqa: S608
+
+    def find(self, kind: str, name: str, *, namespace: str | None = None, parent: str | None = None) -> Record | None:
+        """The first (oldest) record of ``kind`` named ``name`` (in ``namespace`` / under ``parent`` when given)."""
+        where: list[tuple[str, Sequence[Any]]] = [("name = ?", (name,))]
+        if namespace is not None:
+            where.append(("namespace = ?", (namespace,)))
+        if parent is not None:
+            where.append(("parent = ?", (parent,)))
+        found, _ = self.page(kind, where, limit=1)
+        return found[0] if found else None
+
+    def newest(self, kind: str, parent: str) -> Record | None:
+        """The child of ``parent`` created last by the second, the last inserted among those of that second."""
+        found, _ = self.page(kind, [("parent = ?", (parent,))], order="CAST(created_at AS INTEGER) DESC, seq DESC",
+                             limit=1)
+        return found[0] if found else None
 
     def delete(self, kind: str, record_id: str) -> bool:
         with self._lock:

@@ -12,7 +12,7 @@ from kfp_ci.local._fields import check_fields, clean, int64, parse_ts, ts
 from kfp_ci.local._handlers import Handlers
 from kfp_ci.local._http import HttpError, Req, Resp, Router, bad
 from kfp_ci.local._http import resp as _resp
-from kfp_ci.local._lists import list_page
+from kfp_ci.local._lists import Scope, list_page
 from kfp_ci.local._model import Model
 from kfp_ci.local._packages import read_package, spec_parameters
 from kfp_ci.local._store import Record
@@ -153,8 +153,9 @@ class V1(Handlers):
         })
 
     # ----------------------------------------------------------------------------------------- helpers
-    def _list(self, kind: str, records: list[Record], req: Req, key: str, render: Any) -> Resp:
-        page, total, token = list_page(records, kind, req.query, op_field="op", keys=FILTER_KEYS[kind])
+    def _list(self, kind: str, scope: Scope, req: Req, key: str, render: Any) -> Resp:
+        page, total, token = list_page(self.m.store, kind, req.query, op_field="op", keys=FILTER_KEYS[kind],
+                                       scope=scope)
         return _resp(200, clean({key: [render(r) for r in page], "total_size": total, "next_page_token": token}))
 
     def _query_ns(self, req: Req, required_msg: str | None) -> str | None:
@@ -199,7 +200,7 @@ class V1(Handlers):
 
     def list_pipelines(self, req: Req) -> Resp:
         ns = self._query_ns(req, None)
-        return self._list("pipeline", self.m.store.list("pipeline", namespace=ns), req, "pipelines", self.pipeline)
+        return self._list("pipeline", Scope(namespace=ns), req, "pipelines", self.pipeline)
 
     def get_pipeline(self, req: Req) -> Resp:
         return _resp(200, self.pipeline(self.m.pipeline(req.params["id"], req.user)))
@@ -233,7 +234,7 @@ class V1(Handlers):
         if req.query.get("resource_key.type", "PIPELINE") != "PIPELINE" or not req.query.get("resource_key.id"):
             raise bad("ListPipelineVersions needs resource_key.type=PIPELINE and resource_key.id")
         p = self.m.pipeline(req.query["resource_key.id"], req.user)
-        return self._list("version", self.m.versions(p["id"]), req, "versions", self.version)
+        return self._list("version", Scope(parent=p["id"]), req, "versions", self.version)
 
     def get_version(self, req: Req) -> Resp:
         return _resp(200, self.version(self.m.version(req.params["version_id"], req.user)))
@@ -264,8 +265,7 @@ class V1(Handlers):
 
     def list_experiments(self, req: Req) -> Resp:
         ns = self._query_ns(req, "In multi-user mode, ListExperiment must filter by namespace")
-        return self._list("experiment", self.m.store.list("experiment", namespace=ns), req, "experiments",
-                          self.experiment)
+        return self._list("experiment", Scope(namespace=ns), req, "experiments", self.experiment)
 
     def get_experiment(self, req: Req) -> Resp:
         return _resp(200, self.experiment(self.m.experiment(req.params["id"], req.user)))
@@ -330,11 +330,11 @@ class V1(Handlers):
         q = req.query
         if q.get("resource_reference_key.type") == "EXPERIMENT" and q.get("resource_reference_key.id"):
             exp = self.m.experiment(q["resource_reference_key.id"], req.user)
-            records = [r for r in self.m.store.list("run") if r.get("experiment_id") == exp["id"]]
+            scope = Scope(experiment_id=exp["id"])
         else:
-            ns = self._query_ns(req, "In multi-user mode, ListRuns must filter by namespace or experiment")
-            records = self.m.store.list("run", namespace=ns)
-        return self._list("run", records, req, "runs", self.run)
+            scope = Scope(namespace=self._query_ns(req, "In multi-user mode, ListRuns must filter by namespace or "
+                                                   "experiment"))
+        return self._list("run", scope, req, "runs", self.run)
 
     def report_metrics(self, req: Req) -> Resp:
         run = self.m.run(req.params["run_id"], req.user)
@@ -398,11 +398,11 @@ class V1(Handlers):
         q = req.query
         if q.get("resource_reference_key.type") == "EXPERIMENT" and q.get("resource_reference_key.id"):
             exp = self.m.experiment(q["resource_reference_key.id"], req.user)
-            records = [r for r in self.m.store.list("recurring") if r.get("experiment_id") == exp["id"]]
+            scope = Scope(experiment_id=exp["id"])
         else:
-            ns = self._query_ns(req, "In multi-user mode, ListJobs must filter by namespace or experiment")
-            records = self.m.store.list("recurring", namespace=ns)
-        return self._list("recurring", records, req, "jobs", self.job)
+            scope = Scope(namespace=self._query_ns(req, "In multi-user mode, ListJobs must filter by namespace or "
+                                                   "experiment"))
+        return self._list("recurring", scope, req, "jobs", self.job)
 
 
 
