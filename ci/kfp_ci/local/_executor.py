@@ -80,7 +80,7 @@ class Executor:
     def recover(self) -> int:
         """Mark runs cut by a previous shutdown or crash FAILED. Returns how many."""
         count = 0
-        for run in self.store.list("run"):
+        for run in self.store.unfinished_runs(terminal=TERMINAL):
             if run.get("state") not in TERMINAL:
                 def fail(r: Record) -> None:
                     set_state(r, "FAILED", RESTART_ERROR)

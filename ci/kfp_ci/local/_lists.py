@@ -103,9 +103,10 @@ def _condition(pred: Any, keys: dict[str, str], op_field: str, store: Store,
             value = parse_ts(value, key)
         else:
             value = float(value or 0)
+    stored = column.startswith("json_extract")  # may be missing; the table's own columns are never NULL
     if fld.endswith("_at"):
-        return _time_condition(f"COALESCE({column}, 0)", op, value, key)
-    return _text_condition(f"COALESCE({column}, '')", op, value, key)
+        return _time_condition(f"COALESCE({column}, 0)" if stored else column, op, value, key)
+    return _text_condition(f"COALESCE({column}, '')" if stored else column, op, value, key)
 
 
 def _time_condition(actual: str, op: str, value: Any, key: str) -> tuple[str, Sequence[Any]]:
@@ -163,6 +164,7 @@ def list_page(store: Store, kind: str, query: Query, *, op_field: str, keys: dic
         if offset < 0:
             raise bad(f"invalid page token {token!r}")
     where = scope.where(store)
+    scoped_only = True  # a scope's fields never change, so its count can be kept up to date cheaply
     raw_filter = query.get("filter") or ""
     if raw_filter:
         try:
@@ -171,7 +173,9 @@ def list_page(store: Store, kind: str, query: Query, *, op_field: str, keys: dic
             raise bad(f"filter is not valid JSON: {raw_filter!r}") from None
         if not isinstance(parsed, dict) or set(parsed) - {"predicates"}:
             raise bad("filter must be a JSON object with 'predicates'")
-        where += [_condition(p, keys, op_field, store, scope.aliases) for p in parsed.get("predicates") or []]
+        predicates = parsed.get("predicates") or []
+        where += [_condition(p, keys, op_field, store, scope.aliases) for p in predicates]
+        scoped_only = not predicates
     sort_by = (query.get("sort_by") or "").strip()
     order = "seq"
     if sort_by:
@@ -187,6 +191,6 @@ def list_page(store: Store, kind: str, query: Query, *, op_field: str, keys: dic
     if size < 0:
         raise bad("page_size must not be negative")
     size = 20 if size == 0 else min(size, 200)
-    page, total = store.page(kind, where, order=order, limit=size, offset=offset)
+    page, total = store.page(kind, where, order=order, limit=size, offset=offset, stable_count=scoped_only)
     next_token = _token(raw_filter, sort_by, offset + size) if offset + size < total else ""
     return page, total, next_token
