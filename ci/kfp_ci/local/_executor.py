@@ -241,7 +241,7 @@ class Executor:
         if result.get("ok") and proc.returncode == 0:
             return self._transition(run_id, "SUCCEEDED")
         error = result.get("error") or f"the run worker exited with code {proc.returncode}"
-        self._transition(run_id, "FAILED", f"{error} (logs: {run_dir / 'log.txt'})")
+        self._transition(run_id, "FAILED", error)  # the component's exception; no server-local path
 
     def _sync_tasks(self, run_id: str, run_dir: Path, result: dict[str, Any] | None = None) -> None:
         result = result if result is not None else _read_result(run_dir)

@@ -150,7 +150,7 @@ class _Run:
 class _Service:
     def __init__(self, store: Any) -> None:
         self.store = store
-        self.ids = _Ids()
+        self.ids = getattr(store, "mlmd_ids", None) or _Ids()  # the store's ids: the same as in the runs' details
         self.type_ids = {name: 100 + i for i, name in enumerate(_ARTIFACT_TYPES)}
 
     def type_id(self, name: str) -> int:

@@ -44,6 +44,7 @@ CREATE INDEX IF NOT EXISTS objects_kind_ns_created ON objects (kind, namespace, 
 CREATE INDEX IF NOT EXISTS objects_kind_only_name ON objects (kind, name);
 CREATE INDEX IF NOT EXISTS objects_experiment ON objects (kind, json_extract(data, '$.experiment_id'), created_at);
 CREATE INDEX IF NOT EXISTS objects_state ON objects (kind, json_extract(data, '$.state'));
+CREATE TABLE IF NOT EXISTS mlmd_ids (id INTEGER PRIMARY KEY AUTOINCREMENT, key TEXT NOT NULL UNIQUE);
 CREATE TABLE IF NOT EXISTS packages (hash TEXT PRIMARY KEY, content BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS artifacts (
     run_id TEXT NOT NULL,
@@ -94,6 +95,7 @@ class Store:
         self._counts: dict[tuple[str, tuple[Any, ...]], tuple[int, int]] = {}  # see ``page(stable_count=True)``
         self._analyzed_seq = 0
         self._analyze()
+        self.mlmd_ids = MlmdIds(self._db, self._lock)
 
     def _analyze(self) -> None:
         """Refresh the query planner's statistics (sampled: ~30 ms at 100,000 runs), at start and as the store
@@ -317,6 +319,46 @@ class Store:
         with self._lock:
             rows = self._db.execute("SELECT data FROM artifacts WHERE run_id = ? ORDER BY seq", (run_id,)).fetchall()
         return [json.loads(r[0]) for r in rows]
+
+
+class MlmdIds:
+    """ML Metadata ids (contexts, executions, artifacts), kept in the store so that the runs' details and the ML
+    Metadata route name the same things alike, across restarts. Keys: ``("context", run_id)`` (the run's
+    ``system.PipelineRun`` context), ``("pipeline", name)`` (its ``system.Pipeline`` context), ``("execution",
+    run_id, task)``, ``("artifact", run_id, task, output name)``."""
+
+    def __init__(self, db: sqlite3.Connection, lock: threading.RLock) -> None:
+        self._db = db
+        self._lock = lock
+
+    def id(self, *key: str) -> int:
+        return self.ids([key])[0]
+
+    def ids(self, keys: Sequence[Sequence[str]]) -> list[int]:
+        """The ids of ``keys``, allocating those not seen yet (one query when all are known)."""
+        texts = [json.dumps(list(k)) for k in keys]
+        if not texts:
+            return []
+        with self._lock:
+            known = self._lookup(texts)
+            missing = [t for t in dict.fromkeys(texts) if t not in known]
+            if missing:
+                self._db.executemany("INSERT OR IGNORE INTO mlmd_ids (key) VALUES (?)", [(t,) for t in missing])
+                known.update(self._lookup(missing))
+        return [known[t] for t in texts]
+
+    def _lookup(self, texts: Sequence[str]) -> dict[str, int]:
+        found: dict[str, int] = {}
+        for start in range(0, len(texts), 500):
+            chunk = texts[start:start + 500]
+            query = f"SELECT key, id FROM mlmd_ids WHERE key IN ({', '.join('?' * len(chunk))})"  # noqa: S608
+            found.update((str(k), int(i)) for k, i in self._db.execute(query, chunk).fetchall())
+        return found
+
+    def key(self, ident: int) -> tuple[str, ...] | None:
+        with self._lock:
+            row = self._db.execute("SELECT key FROM mlmd_ids WHERE id = ?", (int(ident),)).fetchone()
+        return tuple(json.loads(row[0])) if row else None
 
 
 def now() -> float:

@@ -82,7 +82,7 @@ class V1(Handlers):
         })
 
     def pipeline(self, p: Record) -> dict[str, Any]:
-        latest = self.m.latest_version(p["id"])
+        latest = self.m.default_version(p)
         default = self.version(latest) if latest else None
         refs = [_ref("NAMESPACE", p["_ns"], "OWNER")] if p.get("_ns") else []
         return clean({"id": p["id"], "created_at": ts(p["created_at"]), "name": p["name"],
@@ -96,21 +96,28 @@ class V1(Handlers):
                       "created_at": ts(e["created_at"]), "resource_references": refs,
                       "storage_state": "STORAGESTATE_" + str(e.get("storage_state", "AVAILABLE"))})
 
+    def _name(self, kind: str, ident: str) -> str:
+        record = self.m.store.get(kind, ident) if ident else None
+        return str(record.get("name") or "") if record else ""
+
     def _spec_and_refs(self, r: Record) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         params = [{"name": k, "value": v if isinstance(v, str) else json.dumps(v)}
                   for k, v in (r.get("params") or {}).items()]
-        spec: dict[str, Any] = {"pipeline_id": r.get("pipeline_id"), "parameters": params}
-        if r.get("inline") and r.get("package"):
-            content = (self.m.store.package(r["package"]) or b"").decode()
-            doc: dict[str, Any] = next((d for d in load_docs(content) if d), {})
+        spec: dict[str, Any] = {"pipeline_id": r.get("pipeline_id"), "parameters": params,
+                                "pipeline_name": self._name("pipeline", str(r.get("pipeline_id") or ""))}
+        # KFP 1.x copies the version's workflow into each run made from it; inline specs are shown everywhere
+        if r.get("package") and (r.get("inline") or self.m.compat.generation == "1.8"):
+            doc = self.m.spec_shared(r)
             spec["workflow_manifest" if "root" not in doc else "pipeline_manifest"] = json.dumps(doc)
         refs = []
         if r.get("experiment_id"):
-            refs.append(_ref("EXPERIMENT", r["experiment_id"], "OWNER"))
+            refs.append(_ref("EXPERIMENT", r["experiment_id"], "OWNER", self._name("experiment", r["experiment_id"])))
+        if r.get("recurring_run_id"):  # a run its recurring run (job) created
+            refs.append(_ref("JOB", r["recurring_run_id"], "CREATOR", self._name("recurring", r["recurring_run_id"])))
         if r.get("version_id"):
-            refs.append(_ref("PIPELINE_VERSION", r["version_id"], "CREATOR"))
+            refs.append(_ref("PIPELINE_VERSION", r["version_id"], "CREATOR", self._name("version", r["version_id"])))
         if r.get("_ns"):
-            refs.append(_ref("NAMESPACE", r["_ns"], "OWNER"))
+            refs.append(_ref("NAMESPACE", r["_ns"], "OWNER", r["_ns"]))
         return clean(spec), refs
 
     def run(self, r: Record) -> dict[str, Any]:
@@ -124,13 +131,40 @@ class V1(Handlers):
             "status": STATUS.get(r.get("state", ""), ""), "error": r.get("error"), "metrics": metrics,
         })
 
+    def workflow_status(self, r: Record) -> dict[str, Any]:
+        """The run as the Argo workflow KFP 1.x stores in ``pipeline_runtime.workflow_manifest``: a ``status`` with
+        the workflow's DAG node and one Pod node per task (its phase, times, message, children), as KFP 1.8's UI
+        reads it."""
+        _, _, tasks = self.m.task_details(r)
+        workflow = tasks[0]["pod_name"].split("-system-container-impl-")[0] if tasks else f"run-{r['id'][:5]}"
+        by_id = {t["task_id"]: t for t in tasks}
+        nodes: dict[str, Any] = {}
+        top = []
+        for t in tasks:
+            parent = by_id.get(t["parent_task_id"])
+            if parent is None:
+                top.append(t["pod_name"])
+            nodes[t["pod_name"]] = clean({
+                "id": t["pod_name"], "name": f"{workflow}.{t['name']}", "displayName": t["name"], "type": "Pod",
+                "templateName": t["name"], "phase": STATUS.get(str(t.get("state") or ""), "Pending"),
+                "boundaryID": parent["pod_name"] if parent else workflow, "startedAt": ts(t.get("start")),
+                "finishedAt": ts(t.get("end")), "message": t.get("error"),
+                "children": [c["pod_name"] for c in t["child_tasks"]],
+            })
+        first = {t["pod_name"] for t in tasks} - {c for n in nodes.values() for c in n.get("children", [])}
+        nodes[workflow] = clean({
+            "id": workflow, "name": workflow, "displayName": workflow, "type": "DAG", "templateName": workflow,
+            "phase": STATUS.get(str(r.get("state") or ""), "Pending"), "startedAt": ts(r.get("created_at")),
+            "finishedAt": ts(r.get("finished_at")), "children": sorted(first & set(top)),
+        })
+        return {"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow",
+                "metadata": clean({"name": workflow, "namespace": r.get("_ns")}),
+                "status": clean({"phase": STATUS.get(str(r.get("state") or ""), ""), "startedAt": ts(r["created_at"]),
+                                 "finishedAt": ts(r.get("finished_at")), "message": r.get("error"),
+                                 "nodes": nodes})}
+
     def run_detail(self, r: Record) -> dict[str, Any]:
-        nodes = {}
-        for t in r.get("tasks") or []:
-            nodes[t["name"]] = {"id": t["name"], "displayName": t["name"],
-                                "phase": STATUS.get(t.get("state", ""), "Pending")}
-        runtime = {"workflow_manifest": json.dumps({"status": {"phase": STATUS.get(r.get("state", ""), ""),
-                                                               "nodes": nodes}})}
+        runtime = {"workflow_manifest": json.dumps(self.workflow_status(r))}
         return {"run": self.run(r), "pipeline_runtime": runtime}
 
     def job(self, rec: Record) -> dict[str, Any]:
@@ -221,7 +255,7 @@ class V1(Handlers):
 
     def template(self, req: Req) -> Resp:
         p = self.m.pipeline(req.params["id"], req.user)
-        latest = self.m.latest_version(p["id"])
+        latest = self.m.default_version(p)
         if latest is None:
             raise HttpError(5, "the pipeline has no versions", user_message="the pipeline has no versions")
         return _resp(200, {"template": (self.m.store.package(latest["package"]) or b"").decode()})
@@ -245,7 +279,12 @@ class V1(Handlers):
         return _resp(200, {})
 
     def set_default_version(self, req: Req) -> Resp:
-        self.m.version(req.params["version_id"], req.user, req.params["pipeline_id"])
+        pipeline = self.m.pipeline(req.params["pipeline_id"], req.user)
+        version = self.m.version(req.params["version_id"], req.user, pipeline["id"])
+
+        def change(p: Record) -> None:
+            p["default_version_id"] = version["id"]
+        self.m.store.update("pipeline", pipeline["id"], change)
         return _resp(200, {})
 
     def create_version(self, req: Req) -> Resp:
@@ -307,8 +346,9 @@ class V1(Handlers):
         params.update(config.get("parameters") or {})
         vid = refs.get("PIPELINE_VERSION", "")
         pid = str(spec.get("pipeline_id") or refs.get("PIPELINE", "") or "")
-        if pid and not vid and not inline:  # KFP 1.x: a pipeline id alone means its default (latest) version
-            latest = self.m.latest_version(pid)
+        if pid and not vid and not inline:  # KFP 1.x: a pipeline id alone means its default version
+            pipeline = self.m.store.get("pipeline", pid)
+            latest = self.m.default_version(pipeline) if pipeline is not None else None
             if latest is None:
                 raise bad(f"pipeline {pid} has no versions")
             vid = latest["id"]

@@ -93,12 +93,21 @@ class V2(Handlers):
             if h.get("error"):
                 entry["error"] = status_of(h["error"])
             history.append(entry)
+        pipeline_context, run_context, details = self.m.task_details(r)
         tasks = []
-        for i, t in enumerate(r.get("tasks") or []):
+        for t in details:
             tasks.append(clean({
-                "run_id": r["id"], "task_id": f"{r['id'][:8]}-{i}-{t['name']}", "display_name": t["name"],
+                "run_id": r["id"], "task_id": t["task_id"], "display_name": t["name"],
                 "create_time": ts(t.get("start")), "start_time": ts(t.get("start")), "end_time": ts(t.get("end")),
-                "state": t.get("state"), "error": status_of(t["error"]) if t.get("error") else None,
+                "state": t.get("state"), "execution_id": str(t["execution_id"]),
+                "error": status_of(t["error"]) if t.get("error") else None,
+                "inputs": {k: {"artifact_ids": ids} for k, ids in t["inputs"].items()},
+                "outputs": {k: {"artifact_ids": ids} for k, ids in t["outputs"].items()},
+                "parent_task_id": t["parent_task_id"],
+                "state_history": [{"update_time": ts(h["update_time"]), "state": h["state"],
+                                   "error": status_of(h["error"]) if h.get("error") else None}
+                                  for h in t["state_history"]],
+                "pod_name": t["pod_name"], "child_tasks": t["child_tasks"],
             }))
         body: dict[str, Any] = {
             "run_id": r["id"], "experiment_id": r.get("experiment_id"), "display_name": r["name"],
@@ -108,7 +117,8 @@ class V2(Handlers):
             "scheduled_at": ts(r.get("scheduled_at")), "finished_at": ts(r.get("finished_at")),
             "state": r.get("state"), "error": status_of(r["error"]) if r.get("error") else None,
             "recurring_run_id": r.get("recurring_run_id"), "state_history": history,
-            "run_details": {"task_details": tasks},
+            "run_details": {"pipeline_context_id": str(pipeline_context or ""),
+                            "pipeline_run_context_id": str(run_context or ""), "task_details": tasks},
         }
         if r.get("version_id"):
             body["pipeline_version_reference"] = {"pipeline_id": r.get("pipeline_id"),
