@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -167,7 +168,16 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-async def main_async(url: str, clients: int, calls: int) -> int:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux ``/proc``; 0 elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def main_async(url: str, clients: int, calls: int, pid: int = 0) -> int:
     async with httpx.AsyncClient(base_url=url, timeout=60) as http:
         r = await http.get(f"{V2}/pipelines/names/load")
         if r.status_code == 404:
@@ -177,12 +187,14 @@ async def main_async(url: str, clients: int, calls: int) -> int:
         pipeline_id = r.json()["pipeline_id"]
     samples: dict[str, list[float]] = {k: [] for k in KINDS}
     errors: list[str] = []
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), cpu_seconds(pid)
     await asyncio.gather(*(client(n, url, calls, pipeline_id, samples, errors) for n in range(clients)))
     wall = time.perf_counter() - start
+    cpu = cpu_seconds(pid) - cpu
     everything = [v for vs in samples.values() for v in vs]
     print(f"server_load: {clients} clients x {calls} calls = {clients * calls} requests in {wall:.2f} s "
-          f"({clients * calls / wall:.0f} req/s), errors: {len(errors)}")
+          f"({clients * calls / wall:.0f} req/s), errors: {len(errors)}; "
+          f"server CPU {cpu * 1000 / (clients * calls):.2f} ms per request")
     print(f"{'call':<10}{'n':>6}{'p50 ms':>10}{'p95 ms':>10}{'max ms':>10}")
     for kind in (*KINDS, "all"):
         values = everything if kind == "all" else samples[kind]
@@ -208,7 +220,7 @@ def main() -> int:
             print(f"server_load: store seeded with {args.runs} runs and {args.versions} versions in {took:.1f} s")
         proc, url = start_server(Path(tmp))
         try:
-            return asyncio.run(main_async(url, args.clients, args.calls))
+            return asyncio.run(main_async(url, args.clients, args.calls, proc.pid))
         finally:
             proc.terminate()
             proc.wait(timeout=20)
