@@ -187,14 +187,15 @@ async def main_async(url: str, clients: int, calls: int, pid: int = 0) -> int:
         pipeline_id = r.json()["pipeline_id"]
     samples: dict[str, list[float]] = {k: [] for k in KINDS}
     errors: list[str] = []
-    start, cpu = time.perf_counter(), cpu_seconds(pid)
+    start, cpu, own = time.perf_counter(), cpu_seconds(pid), time.process_time()
     await asyncio.gather(*(client(n, url, calls, pipeline_id, samples, errors) for n in range(clients)))
     wall = time.perf_counter() - start
-    cpu = cpu_seconds(pid) - cpu
+    cpu, own = cpu_seconds(pid) - cpu, time.process_time() - own
     everything = [v for vs in samples.values() for v in vs]
     print(f"server_load: {clients} clients x {calls} calls = {clients * calls} requests in {wall:.2f} s "
           f"({clients * calls / wall:.0f} req/s), errors: {len(errors)}; "
-          f"server CPU {cpu * 1000 / (clients * calls):.2f} ms per request")
+          f"CPU per request: server {cpu * 1000 / (clients * calls):.2f} ms, "
+          f"clients {own * 1000 / (clients * calls):.2f} ms")
     print(f"{'call':<10}{'n':>6}{'p50 ms':>10}{'p95 ms':>10}{'max ms':>10}")
     for kind in (*KINDS, "all"):
         values = everything if kind == "all" else samples[kind]

@@ -169,6 +169,7 @@ def main(run_dir: Path) -> int:
             except BaseException as exc:
                 entry.update(state="FAILED", end=time.time(),
                              error=exception_of("".join(tee.local.buffer), run_dir) or readable(str(exc), run_dir))
+                artifacts.append({"task": name, "name": "", "type": "", "uri": "", "metadata": {}, "parameters": {}})
                 _flush(run_dir, result)
                 raise
             finally:
