@@ -257,6 +257,15 @@ class Store:
             where.append(("parent = ?", (parent,)))
         return self.page("run", where)[0]
 
+    def recent(self, kind: str, limit: int, *, namespace: str | None = None, parent: str | None = None) -> Records:
+        """The ``limit`` newest records of ``kind`` (newest first), reading only those rows."""
+        where: list[tuple[str, Sequence[Any]]] = []
+        if namespace is not None:
+            where.append(("namespace = ?", (namespace,)))
+        if parent is not None:
+            where.append(("parent = ?", (parent,)))
+        return self.page(kind, where, order="seq DESC", limit=limit)[0]
+
     def find(self, kind: str, name: str, *, namespace: str | None = None, parent: str | None = None) -> Record | None:
         """The first (oldest) record of ``kind`` named ``name`` (in ``namespace`` / under ``parent`` when given)."""
         where: list[tuple[str, Sequence[Any]]] = [("name = ?", (name,))]
