@@ -236,3 +236,71 @@ def test_a_relative_data_dir_runs_pipelines(kfp_server: Callable[..., Any], pipe
 def test_demo_keeps_serving_only_for_a_person(keep: bool, exit_at_end: bool, env: dict[str, str], interactive: bool,
                                               expected: bool) -> None:
     assert keeps_serving(keep_serving=keep, exit_at_end=exit_at_end, env=env, interactive=interactive) is expected
+
+
+def _demo_in_terminal(tmp_path: Path, env: dict[str, str],
+                      *extra: str) -> tuple[Any, int, Callable[[float, str], str]]:
+    """The demo's ending under a pseudo-terminal (stdin and stdout are a tty, as for a person)."""
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    leader, follower = pty.openpty()
+    script = Path(__file__).parent / "demo_stub_flow.py"
+    proc = subprocess.Popen([sys.executable, str(script), str(tmp_path / "demo"), *extra], stdin=follower,
+                            stdout=follower, stderr=follower, env=env, cwd=Path(__file__).resolve().parents[2])
+    os.close(follower)
+    seen: list[str] = []
+
+    def read(timeout: float, until: str = "\0") -> str:
+        import select
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and until not in "".join(seen):
+            ready, _, _ = select.select([leader], [], [], 0.2)
+            if ready:
+                try:
+                    seen.append(os.read(leader, 4096).decode(errors="replace"))
+                except OSError:  # the process closed the terminal
+                    break
+            elif proc.poll() is not None:
+                break
+        return "".join(seen)
+    return proc, leader, read
+
+
+def test_demo_in_a_terminal_serves_until_ctrl_c_and_under_ci_stops_at_once(tmp_path: Path) -> None:
+    import os
+    import re
+    import signal
+
+    env = {k: v for k, v in os.environ.items() if k not in ("CI", "GITHUB_ACTIONS")}
+    proc, leader, read = _demo_in_terminal(tmp_path, env)
+    try:
+        out = read(60, "until you press Ctrl-C")
+        assert "until you press Ctrl-C" in out, out
+        url = re.search(r"stays up at (http://127\.0\.0\.1:\d+)/", out)
+        assert url is not None
+        time.sleep(1)
+        assert proc.poll() is None  # still serving
+        assert httpx.get(f"{url.group(1)}/apis/v2beta1/healthz").status_code == 401  # up, behind its Dex login
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 0
+        assert "Stopping the server" in read(2, "Stopping the server")
+        with pytest.raises(httpx.TransportError):
+            httpx.get(f"{url.group(1)}/apis/v2beta1/healthz", timeout=2)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(leader)
+    for extra_env, args in [({"CI": "true"}, ()), ({}, ("--exit",))]:
+        proc, leader, read = _demo_in_terminal(tmp_path, {**env, **extra_env}, *args)
+        try:
+            assert proc.wait(timeout=60) == 0
+            out = read(2, "Look at")
+            assert "Look at" in out and "Ctrl-C" not in out
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            os.close(leader)
