@@ -3,8 +3,9 @@
 The server runs in its own process (as users run it); the clients are asyncio tasks over httpx, each with its
 own connection pool. The mix per client cycles through: list pipelines, get a pipeline, upload a version,
 create a run (``--no-execute``), get a run, list runs (newest first, and every other time a run found by name
-the way ``kfp-ci`` finds one). Prints the error count and p50/p95/max latency per call kind and overall; exits 1
-on any error.
+the way ``kfp-ci`` finds one). Prints the error count, requests/s, the CPU time per request of the server process
+and of the clients (from ``/proc``: on a shared machine the steadiest figure), and p50/p95/max latency per call kind
+and overall; exits 1 on any error.
 
 ``--runs N`` / ``--versions N`` first fill the store with N runs (in the Default experiment, in every state, with
 tasks and histories) and N versions of the pipeline the load uses, written in bulk straight into the server's
