@@ -94,7 +94,10 @@ def test_run_details_name_tasks_executions_and_artifacts_like_kfp_and_ml_metadat
         mlmd = MlmdClient(http, srv.url)
         context = mlmd.get_context_by_type_and_name("system.PipelineRun", run["run_id"])
         assert context is not None and str(context.id) == details["pipeline_run_context_id"]
-        assert int(details["pipeline_context_id"]) > 0 and details["pipeline_context_id"] != str(context.id)
+        pipeline_context = mlmd.get_context_by_type_and_name("system.Pipeline", "hand-over")
+        assert pipeline_context is not None and str(pipeline_context.id) == details["pipeline_context_id"]
+        assert details["pipeline_context_id"] != str(context.id)
+        assert mlmd.get_context_by_type_and_name("system.Pipeline", "no-such-pipeline") is None
         executions = {e.custom_properties.get("task_name"): e.id for e in mlmd.get_executions_by_context(context.id)}
         assert executions == {name: int(t["execution_id"]) for name, t in tasks.items()}
         artifacts = mlmd.get_artifacts_by_context(context.id)

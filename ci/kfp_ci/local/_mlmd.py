@@ -42,6 +42,8 @@ __all__ = ["mlmd_routes"]
 SERVICE = "ml_metadata.MetadataStoreService"
 RUN_CONTEXT_TYPE = "system.PipelineRun"
 _CONTEXT_TYPE_ID = 10
+PIPELINE_CONTEXT_TYPE = "system.Pipeline"
+_PIPELINE_CONTEXT_TYPE_ID = 11
 _EXECUTION_TYPE = "system.ContainerExecution"
 _EXECUTION_TYPE_ID = 20
 _ARTIFACT_TYPES = ("system.Artifact", "system.Dataset", "system.Model", "system.Metrics",
@@ -199,6 +201,11 @@ class _Service:
     def GetContextByTypeAndName(self, msg: dict[int, list[int | bytes]]) -> Writer:
         # Request: type_name 1, context_name 2, type_version 3 -> Response: context 1 (absent when not found)
         type_name, name = _text(first(msg, 1)), _text(first(msg, 2))
+        if type_name == PIPELINE_CONTEXT_TYPE and name:  # a run's pipeline_context_id, when the store keeps ids
+            known = getattr(self.ids, "known", None)
+            ident = known("pipeline", name) if callable(known) else None
+            return Writer().message(1, Writer().varint(1, ident).varint(2, _PIPELINE_CONTEXT_TYPE_ID).string(
+                3, name).string(6, PIPELINE_CONTEXT_TYPE) if ident else None)
         run = self.run(name) if type_name == RUN_CONTEXT_TYPE and name else None
         return Writer().message(1, self.context(run) if run else None)
 

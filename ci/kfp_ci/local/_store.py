@@ -364,6 +364,12 @@ class MlmdIds:
             found.update((str(k), int(i)) for k, i in self._db.execute(query, chunk).fetchall())
         return found
 
+    def known(self, *key: str) -> int | None:
+        """The id of ``key`` if one was given out (allocates none)."""
+        with self._lock:
+            found = self._lookup([json.dumps(list(key))])
+        return next(iter(found.values()), None)
+
     def key(self, ident: int) -> tuple[str, ...] | None:
         with self._lock:
             row = self._db.execute("SELECT key FROM mlmd_ids WHERE id = ?", (int(ident),)).fetchone()
