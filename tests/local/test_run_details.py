@@ -220,7 +220,8 @@ def test_a_relative_data_dir_runs_pipelines(kfp_server: Callable[..., Any], pipe
                                             tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     srv = kfp_server(data_dir=Path("relative") / "data")
-    assert srv.options.data_dir == tmp_path / "relative" / "data"
+    assert srv.options.data_dir.is_absolute()
+    assert srv.options.data_dir.resolve() == (tmp_path / "relative" / "data").resolve()
     p = upload(srv.url, pipelines["add-square"], name="p").json()
     created = httpx.post(f"{srv.url}{V2}/runs", json={
         "display_name": "r", "pipeline_version_reference": {"pipeline_id": p["pipeline_id"]}}).json()

@@ -89,6 +89,16 @@ class _Tee(io.TextIOBase):
     def flush(self) -> None:
         self.target.flush()
 
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return str(getattr(self.target, "encoding", "utf-8"))
+
+    def isatty(self) -> bool:
+        return bool(self.target.isatty())
+
+    def fileno(self) -> int:
+        return int(self.target.fileno())
+
 
 def _local_paths(run_dir: Path) -> list[str]:
     """Prefixes of paths that only mean something on this machine, longest first."""
