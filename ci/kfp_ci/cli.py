@@ -623,7 +623,10 @@ def _demo_command() -> click.Command:
     @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=Path(".kfp-ci/demo"),
                   show_default=True, help="Where the demo server keeps its data.")
     @click.option("--port", type=click.IntRange(0, 65535), default=0, show_default=True, help="Port (0: any free).")
-    @click.option("--keep-serving", is_flag=True, help="Keep the server up at the end, until Ctrl-C.")
+    @click.option("--keep-serving", is_flag=True,
+                  help="Keep the server up at the end, until Ctrl-C, even when not in a terminal.")
+    @click.option("--exit", "exit_at_end", is_flag=True,
+                  help="Stop the server at the end (the default under CI, or when not in a terminal).")
     @pass_app
     def demo_cmd(app: App, **kwargs: Any) -> None:
         """Run the whole CI flow on the examples against an embedded server with Dex login."""

@@ -184,7 +184,7 @@ def test_a_failed_run_is_retried_under_the_same_id(kfp_server: Callable[..., Any
     marker = tmp_path / "marker"
     run_id = _run(srv.url, p["pipeline_id"], runtime_config={"parameters": {"marker": str(marker)}})["run_id"]
     first = _wait(srv.url, run_id, ("SUCCEEDED", "FAILED"))
-    assert first["state"] == "FAILED" and "FAILURE" in first["error"]["message"]
+    assert first["state"] == "FAILED" and "RuntimeError: transient failure" in first["error"]["message"]
     retry = f"{srv.url}{V2}/runs/{run_id}:retry" if api == "v2" else f"{srv.url}/apis/v1beta1/runs/{run_id}/retry"
     assert httpx.post(retry).status_code == 200
     again = _wait(srv.url, run_id, ("SUCCEEDED", "FAILED"))

@@ -2,7 +2,8 @@
 
 It runs the very commands a CI job runs, printing each one first: compile, login, deploy with
 ``--run --wait``, the same deploy again (unchanged), a schedule, and status. It ends by saying where to
-look: the local server's page.
+look: the local server's page. In a terminal the server then stays up until Ctrl-C; under CI (``CI`` set) or with
+``--exit`` it stops at once.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import os
 import shlex
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -71,7 +72,22 @@ class _StepFailed(KfpCiError):
     exit_code = 1
 
 
-def demo_command(main: click.Command, data_dir: Path, port: int = 0, keep_serving: bool = False) -> int:
+def keeps_serving(*, keep_serving: bool, exit_at_end: bool, env: Mapping[str, str], interactive: bool) -> bool:
+    """Whether the demo keeps its server up at the end: in a terminal (not under CI), or when asked to."""
+    if exit_at_end:
+        return False
+    if keep_serving:
+        return True
+    ci = env.get("CI", "").strip().lower()
+    return interactive and ci in ("", "0", "false", "no")
+
+
+def _interactive() -> bool:
+    return sys.stdin.isatty() and sys.stdout.isatty()
+
+
+def demo_command(main: click.Command, data_dir: Path, port: int = 0, keep_serving: bool = False,
+                 exit_at_end: bool = False) -> int:
     require_local_extra("demo", "local,demo")
     config = find_examples()
     if config is None:
@@ -102,12 +118,15 @@ def demo_command(main: click.Command, data_dir: Path, port: int = 0, keep_servin
         elapsed = time.monotonic() - started
         _console.out("")
         _console.out(f"Done in {elapsed:.0f}s. Look at the pipelines, versions, runs and the recurring run: {url}/")
-        if keep_serving:
-            _console.out("Serving until Ctrl-C.")
+        if keeps_serving(keep_serving=keep_serving, exit_at_end=exit_at_end, env=os.environ,
+                         interactive=_interactive()):
+            _console.out(f"The server stays up at {url}/ until you press Ctrl-C (--exit stops it at once).")
+            sys.stdout.flush()
             try:
                 while True:
                     time.sleep(3600)
             except KeyboardInterrupt:
-                pass
+                _console.out("")
+                _console.out("Stopping the server.")
     sys.stdout.flush()
     return 0

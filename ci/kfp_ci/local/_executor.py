@@ -95,7 +95,7 @@ class Executor:
     def recover(self) -> int:
         """Mark runs cut by a previous shutdown or crash FAILED. Returns how many."""
         count = 0
-        for run in self.store.list("run"):
+        for run in self.store.unfinished_runs(terminal=TERMINAL):
             if run.get("state") not in TERMINAL:
                 def fail(r: Record) -> None:
                     set_state(r, "FAILED", RESTART_ERROR)
@@ -266,7 +266,7 @@ class Executor:
         if result.get("ok") and proc.returncode == 0:
             return self._transition(run_id, "SUCCEEDED", **reported)
         error = result.get("error") or f"the run worker exited with code {proc.returncode}"
-        self._transition(run_id, "FAILED", f"{error} (logs: {run_dir / 'log.txt'})", **reported)
+        self._transition(run_id, "FAILED", error, **reported)  # the component's exception; no server-local path
 
     def _sync_tasks(self, run_id: str, run_dir: Path, result: dict[str, Any] | None = None) -> None:
         result = result if result is not None else _read_result(run_dir)

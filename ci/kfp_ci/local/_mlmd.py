@@ -47,6 +47,8 @@ __all__ = ["mlmd_routes"]
 SERVICE = "ml_metadata.MetadataStoreService"
 RUN_CONTEXT_TYPE = "system.PipelineRun"
 _CONTEXT_TYPE_ID = 10
+PIPELINE_CONTEXT_TYPE = "system.Pipeline"
+_PIPELINE_CONTEXT_TYPE_ID = 11
 _EXECUTION_TYPE = "system.ContainerExecution"
 _EXECUTION_TYPE_ID = 20
 _ARTIFACT_TYPES = ("system.Artifact", "system.Dataset", "system.Model", "system.Metrics",
@@ -157,7 +159,7 @@ class _Service:
     def __init__(self, store: Any, can_read: Callable[[str | None, str], bool] | None = None) -> None:
         self.store = store
         self.can_read = can_read
-        self.ids = _Ids()
+        self.ids = getattr(store, "mlmd_ids", None) or _Ids()  # the store's ids: the same as in the runs' details
         self.type_ids = {name: 100 + i for i, name in enumerate(_ARTIFACT_TYPES)}
 
     def type_id(self, name: str) -> int:
@@ -208,6 +210,11 @@ class _Service:
     def GetContextByTypeAndName(self, msg: dict[int, list[int | bytes]]) -> Writer:
         # Request: type_name 1, context_name 2, type_version 3 -> Response: context 1 (absent when not found)
         type_name, name = _text(first(msg, 1)), _text(first(msg, 2))
+        if type_name == PIPELINE_CONTEXT_TYPE and name:  # a run's pipeline_context_id, when the store keeps ids
+            known = getattr(self.ids, "known", None)
+            ident = known("pipeline", name) if callable(known) else None
+            return Writer().message(1, Writer().varint(1, ident).varint(2, _PIPELINE_CONTEXT_TYPE_ID).string(
+                3, name).string(6, PIPELINE_CONTEXT_TYPE) if ident else None)
         run = self.run(name) if type_name == RUN_CONTEXT_TYPE and name else None
         return Writer().message(1, self.context(run) if run else None)
 

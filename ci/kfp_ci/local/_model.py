@@ -10,6 +10,8 @@ from __future__ import annotations
 import copy
 import re
 import threading
+import uuid
+import zlib
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
@@ -38,6 +40,93 @@ class Model:
         self.profiles = dict(profiles)
         self._specs: dict[str, dict[str, Any]] = {}
         self._specs_lock = threading.Lock()
+
+    @property
+    def default_service_account(self) -> str:
+        """KFP's default for runs and recurring runs without one: ``pipeline-runner`` (the API server's
+        DEFAULTPIPELINERUNNERSERVICEACCOUNT), ``default-editor`` in multi-user mode (what Kubeflow's multi-user
+        manifests set it to: the profile's editor account)."""
+        return "default-editor" if self.multi_user else "pipeline-runner"
+
+    def spec_shared(self, record: Record) -> dict[str, Any]:
+        """The IR of a version's or run's package, parsed once per content hash; shared: do not change it."""
+        digest = str(record.get("package") or "")
+        cached = self._specs.get(digest)
+        if cached is None:
+            self.spec_of(record)
+            cached = self._specs.get(digest, {})
+        return cached
+
+    def task_details(self, run: Record) -> tuple[int, int, list[dict[str, Any]]]:
+        """(pipeline context id, pipeline run context id, tasks) of an executed run, as KFP fills its run details.
+
+        Ids are ML Metadata's (``store.mlmd_ids``, the ids the ML Metadata route answers with). Each task:
+        ``task_id``, ``name``, ``state``, ``start``, ``end``, ``error``, ``execution_id``, ``parent_task_id`` (the
+        task of the sub-DAG it runs in; '' at the root), ``child_tasks`` (the tasks that depend on it: ``task_id``,
+        ``pod_name``), ``inputs`` / ``outputs`` (artifact name -> artifact ids), ``pod_name``, ``state_history``.
+        Not executed yet: (0, 0, [])."""
+        tasks = run.get("tasks") or []
+        if not tasks:
+            return 0, 0, []
+        run_id = str(run["id"])
+        spec = self.spec_shared(run) if run.get("package") else {}
+        dags = {"": (spec.get("root") or {}).get("dag") or {}}
+        parents: dict[str, str] = {}
+        ir_tasks: dict[str, dict[str, Any]] = {}
+        pending = [""]
+        while pending:  # walk the DAG and its sub-DAGs: which task runs in which
+            dag_task = pending.pop()
+            for name, task in (dags[dag_task].get("tasks") or {}).items():
+                if name in ir_tasks:
+                    continue
+                ir_tasks[name] = task
+                parents[name] = dag_task
+                component = (spec.get("components") or {}).get((task.get("componentRef") or {}).get("name", ""), {})
+                if component.get("dag"):
+                    dags[name] = component["dag"]
+                    pending.append(name)
+        outputs: dict[str, dict[str, list[str]]] = {}
+        output_keys: list[tuple[str, ...]] = []
+        for a in self.store.run_artifacts(run_id):
+            if a.get("type") or a.get("uri"):
+                output_keys.append(("artifact", run_id, str(a.get("task", "")), str(a.get("name", ""))))
+        inputs: dict[str, dict[str, tuple[str, ...]]] = {}
+        for t in tasks:
+            for name, art in (((ir_tasks.get(t["name"]) or {}).get("inputs") or {}).get("artifacts") or {}).items():
+                producer = (art or {}).get("taskOutputArtifact") or {}
+                if producer.get("producerTask"):
+                    key: tuple[str, ...] = ("artifact", run_id, str(producer["producerTask"]),
+                                            str(producer.get("outputArtifactKey")))
+                    inputs.setdefault(t["name"], {})[name] = key
+        keys: list[tuple[str, ...]] = [("pipeline", str(run.get("pipeline_name") or "")), ("context", run_id)]
+        keys += [("execution", run_id, str(t["name"])) for t in tasks]
+        every = keys + output_keys + [key for named in inputs.values() for key in named.values()]
+        by_key = dict(zip(every, self.store.mlmd_ids.ids(every), strict=True))
+        for out_key in output_keys:
+            outputs.setdefault(out_key[2], {}).setdefault(out_key[3], []).append(str(by_key[out_key]))
+        workflow = re.sub(r"[^a-z0-9-]+", "-", str(run.get("pipeline_name") or "run").lower()).strip("-")[:40]
+        workflow = f"{workflow or 'run'}-{run_id[:5]}"
+        names = {str(t["name"]) for t in tasks}
+        task_ids = {n: str(uuid.uuid5(uuid.NAMESPACE_URL, f"kfp-ci:{run_id}/{n}")) for n in names}
+        pods = {n: f"{workflow}-system-container-impl-{zlib.crc32(f'{run_id}/{n}'.encode())}" for n in names}
+        out = []
+        for t in tasks:
+            name = str(t["name"])
+            history = [{"update_time": t.get("start"), "state": "RUNNING"}] if t.get("start") else []
+            if t.get("end") and t.get("state") != "RUNNING":
+                history.append({"update_time": t["end"], "state": t.get("state"), "error": t.get("error") or ""})
+            dependents = [n for n, task in ir_tasks.items() if name in (task.get("dependentTasks") or [])
+                          and n in names]
+            parent = parents.get(name, "")
+            out.append({
+                "task_id": task_ids[name], "name": name, "state": t.get("state"), "start": t.get("start"),
+                "end": t.get("end"), "error": t.get("error") or "", "execution_id": by_key[("execution", run_id, name)],
+                "parent_task_id": task_ids.get(parent, ""), "pod_name": pods[name],
+                "child_tasks": [{"task_id": task_ids[n], "pod_name": pods[n]} for n in dependents],
+                "inputs": {k: [str(by_key[v])] for k, v in inputs.get(name, {}).items()},
+                "outputs": outputs.get(name, {}), "state_history": history,
+            })
+        return by_key[keys[0]], by_key[keys[1]], out
 
     # ---------------------------------------------------------------------------------------- users
     def namespaces_of(self, user: str) -> tuple[str, ...]:
@@ -86,10 +175,7 @@ class Model:
         return record
 
     def pipeline_by_name(self, name: str, ns: str) -> Record | None:
-        for p in self.store.list("pipeline", namespace=ns):
-            if p["name"] == name:
-                return p
-        return None
+        return self.store.find("pipeline", name, namespace=ns)
 
     def create_pipeline(self, *, name: str, display_name: str, description: str, ns: str,
                         tags: dict[str, str] | None = None, upload: bool = False) -> Record:
@@ -128,6 +214,10 @@ class Model:
         if not self.store.insert("version", record, unique_name=True):
             self._duplicate(f"Failed to create a new pipeline version. The name {name} already exist. "
                             "Specify a new name", upload, pipeline=False)
+        if pipeline.get("default_version_id"):  # a new version becomes the default (KFP 1.x)
+            def newest_is_default(p: Record) -> None:
+                p.pop("default_version_id", None)
+            self.store.update("pipeline", pipeline["id"], newest_is_default)
         return record
 
     def versions(self, pipeline_id: str) -> list[Record]:
@@ -135,11 +225,18 @@ class Model:
 
     def latest_version(self, pipeline_id: str) -> Record | None:
         """Newest by creation second, then by insertion order (KFP breaks same-second ties by random UUID)."""
-        best: Record | None = None
-        for v in self.versions(pipeline_id):  # oldest first: a later one wins a tie
-            if best is None or int(v["created_at"]) >= int(best["created_at"]):
-                best = v
-        return best
+        return self.store.newest("version", pipeline_id)
+
+    def default_version(self, pipeline: Record) -> Record | None:
+        """KFP 1.x's default version: the one set with ``POST /pipelines/{id}/default_version/{version}``, until a
+        newer version is uploaded (a new version becomes the default); otherwise, and when that version is gone,
+        the latest."""
+        chosen = pipeline.get("default_version_id")
+        if chosen:
+            version = self.store.get("version", str(chosen))
+            if version is not None and version.get("pipeline_id") == pipeline["id"]:
+                return version
+        return self.latest_version(pipeline["id"])
 
     def spec_of(self, version: Record) -> dict[str, Any]:
         """The IR (first YAML document) of a version's package, parsed once per content hash."""
@@ -179,14 +276,16 @@ class Model:
         return self._get("experiment", ident, "Experiment", user)
 
     def default_experiment(self, ns: str) -> Record:
-        for e in self.store.list("experiment", namespace=ns):
-            if e["name"] == "Default":
-                return e
+        found = self.store.find("experiment", "Default", namespace=ns)
+        if found is not None:
+            return found
         try:
             return self.create_experiment(name="Default", description="All runs created without specifying an "
                                           "experiment will be grouped here.", ns=ns)
         except HttpError:
-            return next(e for e in self.store.list("experiment", namespace=ns) if e["name"] == "Default")
+            again = self.store.find("experiment", "Default", namespace=ns)
+            assert again is not None
+            return again
 
     def set_storage(self, kind: str, ident: str, state: str) -> None:
         def change(r: Record) -> None:
@@ -237,8 +336,10 @@ class Model:
             "id": new_id(), "name": name, "description": description, "experiment_id": experiment["id"],
             "_ns": experiment.get("_ns", ""), "_parent": recurring_run_id, "pipeline_id": pid, "version_id": vid,
             "inline": inline is not None, "package": self.store.put_package(content), "params": params,
-            "pipeline_root": pipeline_root, "service_account": service_account,
-            "recurring_run_id": recurring_run_id, "created_at": t, "scheduled_at": scheduled_at or t,
+            "pipeline_root": pipeline_root, "service_account": service_account or self.default_service_account,
+            "pipeline_name": str((spec.get("pipelineInfo") or {}).get("name") or (spec.get("metadata") or {}).get(
+                "name") or ""), "recurring_run_id": recurring_run_id, "created_at": t,
+            "scheduled_at": scheduled_at or t,
             "finished_at": None, "state": "", "error": "", "state_history": [], "tasks": [],
             "storage_state": "AVAILABLE", "metrics": [], **(extra or {}),
         }
@@ -335,7 +436,8 @@ class Model:
             "_ns": experiment.get("_ns", ""), "pipeline_id": pipeline_id, "version_id": version_id,
             "package": package, "inline": bool(inline), "params": params, "trigger": trigger,
             "max_concurrency": max_concurrency, "enabled": enabled, "no_catchup": no_catchup,
-            "service_account": service_account, "pipeline_root": pipeline_root, "created_at": t, "updated_at": t,
+            "service_account": service_account or self.default_service_account, "pipeline_root": pipeline_root,
+            "created_at": t, "updated_at": t,
             "cursor": t, **(extra or {}),
         }
         self.store.insert("recurring", record)

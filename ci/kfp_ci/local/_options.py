@@ -34,7 +34,8 @@ class ServerOptions:
     access_log: bool = False
 
     def __post_init__(self) -> None:
-        self.data_dir = Path(self.data_dir)
+        # absolute now: run workers start in their run's folder, where a relative path would point elsewhere
+        self.data_dir = Path(self.data_dir).expanduser().absolute()
         if self.compat not in ("2.17", "2.5", "1.8"):
             raise UsageError(f"--compat must be 2.17, 2.5 or 1.8, not {self.compat!r}")
         if self.auth not in ("none", "token", "dex"):

@@ -7,12 +7,11 @@ from typing import Any
 
 import yaml
 
-from kfp_ci._yaml import load_docs
 from kfp_ci.local._fields import check_fields, clean, int64, parse_ts, ts
 from kfp_ci.local._handlers import Handlers
 from kfp_ci.local._http import HttpError, Req, Resp, Router, bad
 from kfp_ci.local._http import resp as _resp
-from kfp_ci.local._lists import list_page
+from kfp_ci.local._lists import Scope, list_page
 from kfp_ci.local._model import Model
 from kfp_ci.local._packages import load_bounded, read_package, spec_parameters
 from kfp_ci.local._store import Record
@@ -82,7 +81,7 @@ class V1(Handlers):
         })
 
     def pipeline(self, p: Record) -> dict[str, Any]:
-        latest = self.m.latest_version(p["id"])
+        latest = self.m.default_version(p)
         default = self.version(latest) if latest else None
         refs = [_ref("NAMESPACE", p["_ns"], "OWNER")] if p.get("_ns") else []
         return clean({"id": p["id"], "created_at": ts(p["created_at"]), "name": p["name"],
@@ -96,21 +95,28 @@ class V1(Handlers):
                       "created_at": ts(e["created_at"]), "resource_references": refs,
                       "storage_state": "STORAGESTATE_" + str(e.get("storage_state", "AVAILABLE"))})
 
+    def _name(self, kind: str, ident: str) -> str:
+        record = self.m.store.get(kind, ident) if ident else None
+        return str(record.get("name") or "") if record else ""
+
     def _spec_and_refs(self, r: Record) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         params = [{"name": k, "value": v if isinstance(v, str) else json.dumps(v)}
                   for k, v in (r.get("params") or {}).items()]
-        spec: dict[str, Any] = {"pipeline_id": r.get("pipeline_id"), "parameters": params}
-        if r.get("inline") and r.get("package"):
-            content = (self.m.store.package(r["package"]) or b"").decode()
-            doc: dict[str, Any] = next((d for d in load_docs(content) if d), {})
+        spec: dict[str, Any] = {"pipeline_id": r.get("pipeline_id"), "parameters": params,
+                                "pipeline_name": self._name("pipeline", str(r.get("pipeline_id") or ""))}
+        # KFP 1.x copies the version's workflow into each run made from it; inline specs are shown everywhere
+        if r.get("package") and (r.get("inline") or self.m.compat.generation == "1.8"):
+            doc = self.m.spec_shared(r)
             spec["workflow_manifest" if "root" not in doc else "pipeline_manifest"] = json.dumps(doc)
         refs = []
         if r.get("experiment_id"):
-            refs.append(_ref("EXPERIMENT", r["experiment_id"], "OWNER"))
+            refs.append(_ref("EXPERIMENT", r["experiment_id"], "OWNER", self._name("experiment", r["experiment_id"])))
+        if r.get("recurring_run_id"):  # a run its recurring run (job) created
+            refs.append(_ref("JOB", r["recurring_run_id"], "CREATOR", self._name("recurring", r["recurring_run_id"])))
         if r.get("version_id"):
-            refs.append(_ref("PIPELINE_VERSION", r["version_id"], "CREATOR"))
+            refs.append(_ref("PIPELINE_VERSION", r["version_id"], "CREATOR", self._name("version", r["version_id"])))
         if r.get("_ns"):
-            refs.append(_ref("NAMESPACE", r["_ns"], "OWNER"))
+            refs.append(_ref("NAMESPACE", r["_ns"], "OWNER", r["_ns"]))
         return clean(spec), refs
 
     def run(self, r: Record) -> dict[str, Any]:
@@ -124,13 +130,40 @@ class V1(Handlers):
             "status": STATUS.get(r.get("state", ""), ""), "error": r.get("error"), "metrics": metrics,
         })
 
+    def workflow_status(self, r: Record) -> dict[str, Any]:
+        """The run as the Argo workflow KFP 1.x stores in ``pipeline_runtime.workflow_manifest``: a ``status`` with
+        the workflow's DAG node and one Pod node per task (its phase, times, message, children), as KFP 1.8's UI
+        reads it."""
+        _, _, tasks = self.m.task_details(r)
+        workflow = tasks[0]["pod_name"].split("-system-container-impl-")[0] if tasks else f"run-{r['id'][:5]}"
+        by_id = {t["task_id"]: t for t in tasks}
+        nodes: dict[str, Any] = {}
+        top = []
+        for t in tasks:
+            parent = by_id.get(t["parent_task_id"])
+            if parent is None:
+                top.append(t["pod_name"])
+            nodes[t["pod_name"]] = clean({
+                "id": t["pod_name"], "name": f"{workflow}.{t['name']}", "displayName": t["name"], "type": "Pod",
+                "templateName": t["name"], "phase": STATUS.get(str(t.get("state") or ""), "Pending"),
+                "boundaryID": parent["pod_name"] if parent else workflow, "startedAt": ts(t.get("start")),
+                "finishedAt": ts(t.get("end")), "message": t.get("error"),
+                "children": [c["pod_name"] for c in t["child_tasks"]],
+            })
+        first = {t["pod_name"] for t in tasks} - {c for n in nodes.values() for c in n.get("children", [])}
+        nodes[workflow] = clean({
+            "id": workflow, "name": workflow, "displayName": workflow, "type": "DAG", "templateName": workflow,
+            "phase": STATUS.get(str(r.get("state") or ""), "Pending"), "startedAt": ts(r.get("created_at")),
+            "finishedAt": ts(r.get("finished_at")), "children": sorted(first & set(top)),
+        })
+        return {"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow",
+                "metadata": clean({"name": workflow, "namespace": r.get("_ns")}),
+                "status": clean({"phase": STATUS.get(str(r.get("state") or ""), ""), "startedAt": ts(r["created_at"]),
+                                 "finishedAt": ts(r.get("finished_at")), "message": r.get("error"),
+                                 "nodes": nodes})}
+
     def run_detail(self, r: Record) -> dict[str, Any]:
-        nodes = {}
-        for t in r.get("tasks") or []:
-            nodes[t["name"]] = {"id": t["name"], "displayName": t["name"],
-                                "phase": STATUS.get(t.get("state", ""), "Pending")}
-        runtime = {"workflow_manifest": json.dumps({"status": {"phase": STATUS.get(r.get("state", ""), ""),
-                                                               "nodes": nodes}})}
+        runtime = {"workflow_manifest": json.dumps(self.workflow_status(r))}
         return {"run": self.run(r), "pipeline_runtime": runtime}
 
     def job(self, rec: Record) -> dict[str, Any]:
@@ -153,8 +186,9 @@ class V1(Handlers):
         })
 
     # ----------------------------------------------------------------------------------------- helpers
-    def _list(self, kind: str, records: list[Record], req: Req, key: str, render: Any) -> Resp:
-        page, total, token = list_page(records, kind, req.query, op_field="op", keys=FILTER_KEYS[kind])
+    def _list(self, kind: str, scope: Scope, req: Req, key: str, render: Any) -> Resp:
+        page, total, token = list_page(self.m.store, kind, req.query, op_field="op", keys=FILTER_KEYS[kind],
+                                       scope=scope)
         return _resp(200, clean({key: [render(r) for r in page], "total_size": total, "next_page_token": token}))
 
     def _query_ns(self, req: Req, required_msg: str | None) -> str | None:
@@ -199,7 +233,7 @@ class V1(Handlers):
 
     def list_pipelines(self, req: Req) -> Resp:
         ns = self._query_ns(req, None)
-        return self._list("pipeline", self.m.store.list("pipeline", namespace=ns), req, "pipelines", self.pipeline)
+        return self._list("pipeline", Scope(namespace=ns), req, "pipelines", self.pipeline)
 
     def get_pipeline(self, req: Req) -> Resp:
         return _resp(200, self.pipeline(self.m.pipeline(req.params["id"], req.user)))
@@ -220,7 +254,7 @@ class V1(Handlers):
 
     def template(self, req: Req) -> Resp:
         p = self.m.pipeline(req.params["id"], req.user)
-        latest = self.m.latest_version(p["id"])
+        latest = self.m.default_version(p)
         if latest is None:
             raise HttpError(5, "the pipeline has no versions", user_message="the pipeline has no versions")
         return _resp(200, {"template": (self.m.store.package(latest["package"]) or b"").decode()})
@@ -233,7 +267,7 @@ class V1(Handlers):
         if req.query.get("resource_key.type", "PIPELINE") != "PIPELINE" or not req.query.get("resource_key.id"):
             raise bad("ListPipelineVersions needs resource_key.type=PIPELINE and resource_key.id")
         p = self.m.pipeline(req.query["resource_key.id"], req.user)
-        return self._list("version", self.m.versions(p["id"]), req, "versions", self.version)
+        return self._list("version", Scope(parent=p["id"]), req, "versions", self.version)
 
     def get_version(self, req: Req) -> Resp:
         return _resp(200, self.version(self.m.version(req.params["version_id"], req.user)))
@@ -244,7 +278,12 @@ class V1(Handlers):
         return _resp(200, {})
 
     def set_default_version(self, req: Req) -> Resp:
-        self.m.version(req.params["version_id"], req.user, req.params["pipeline_id"])
+        pipeline = self.m.pipeline(req.params["pipeline_id"], req.user)
+        version = self.m.version(req.params["version_id"], req.user, pipeline["id"])
+
+        def change(p: Record) -> None:
+            p["default_version_id"] = version["id"]
+        self.m.store.update("pipeline", pipeline["id"], change)
         return _resp(200, {})
 
     def create_version(self, req: Req) -> Resp:
@@ -264,8 +303,7 @@ class V1(Handlers):
 
     def list_experiments(self, req: Req) -> Resp:
         ns = self._query_ns(req, "In multi-user mode, ListExperiment must filter by namespace")
-        return self._list("experiment", self.m.store.list("experiment", namespace=ns), req, "experiments",
-                          self.experiment)
+        return self._list("experiment", Scope(namespace=ns), req, "experiments", self.experiment)
 
     def get_experiment(self, req: Req) -> Resp:
         return _resp(200, self.experiment(self.m.experiment(req.params["id"], req.user)))
@@ -307,8 +345,9 @@ class V1(Handlers):
         params.update(config.get("parameters") or {})
         vid = refs.get("PIPELINE_VERSION", "")
         pid = str(spec.get("pipeline_id") or refs.get("PIPELINE", "") or "")
-        if pid and not vid and not inline:  # KFP 1.x: a pipeline id alone means its default (latest) version
-            latest = self.m.latest_version(pid)
+        if pid and not vid and not inline:  # KFP 1.x: a pipeline id alone means its default version
+            pipeline = self.m.store.get("pipeline", pid)
+            latest = self.m.default_version(pipeline) if pipeline is not None else None
             if latest is None:
                 raise bad(f"pipeline {pid} has no versions")
             vid = latest["id"]
@@ -330,11 +369,11 @@ class V1(Handlers):
         q = req.query
         if q.get("resource_reference_key.type") == "EXPERIMENT" and q.get("resource_reference_key.id"):
             exp = self.m.experiment(q["resource_reference_key.id"], req.user)
-            records = [r for r in self.m.store.list("run") if r.get("experiment_id") == exp["id"]]
+            scope = Scope(experiment_id=exp["id"])
         else:
-            ns = self._query_ns(req, "In multi-user mode, ListRuns must filter by namespace or experiment")
-            records = self.m.store.list("run", namespace=ns)
-        return self._list("run", records, req, "runs", self.run)
+            scope = Scope(namespace=self._query_ns(req, "In multi-user mode, ListRuns must filter by namespace or "
+                                                   "experiment"))
+        return self._list("run", scope, req, "runs", self.run)
 
     def report_metrics(self, req: Req) -> Resp:
         run = self.m.run(req.params["run_id"], req.user)
@@ -398,11 +437,11 @@ class V1(Handlers):
         q = req.query
         if q.get("resource_reference_key.type") == "EXPERIMENT" and q.get("resource_reference_key.id"):
             exp = self.m.experiment(q["resource_reference_key.id"], req.user)
-            records = [r for r in self.m.store.list("recurring") if r.get("experiment_id") == exp["id"]]
+            scope = Scope(experiment_id=exp["id"])
         else:
-            ns = self._query_ns(req, "In multi-user mode, ListJobs must filter by namespace or experiment")
-            records = self.m.store.list("recurring", namespace=ns)
-        return self._list("recurring", records, req, "jobs", self.job)
+            scope = Scope(namespace=self._query_ns(req, "In multi-user mode, ListJobs must filter by namespace or "
+                                                   "experiment"))
+        return self._list("recurring", scope, req, "jobs", self.job)
 
 
 

@@ -10,7 +10,7 @@ from kfp_ci.local._fields import check_fields, clean, enum, int64, parse_ts, ts
 from kfp_ci.local._handlers import Handlers
 from kfp_ci.local._http import HttpError, Req, Resp, Router, bad
 from kfp_ci.local._http import resp as _resp
-from kfp_ci.local._lists import list_page
+from kfp_ci.local._lists import Scope, list_page
 from kfp_ci.local._model import Model
 from kfp_ci.local._packages import read_package
 from kfp_ci.local._store import Record
@@ -52,6 +52,8 @@ class V2(Handlers):
     def __init__(self, model: Model) -> None:
         super().__init__(model)
         self.split = model.compat.split_names
+        # <= 2.5: display_name and name are one column
+        self._aliases = {} if self.split else {"display_name": "name"}
 
     # ------------------------------------------------------------------------------------------ render
     def pipeline(self, p: Record) -> dict[str, Any]:
@@ -91,12 +93,21 @@ class V2(Handlers):
             if h.get("error"):
                 entry["error"] = status_of(h["error"])
             history.append(entry)
+        pipeline_context, run_context, details = self.m.task_details(r)
         tasks = []
-        for i, t in enumerate(r.get("tasks") or []):
+        for t in details:
             tasks.append(clean({
-                "run_id": r["id"], "task_id": f"{r['id'][:8]}-{i}-{t['name']}", "display_name": t["name"],
+                "run_id": r["id"], "task_id": t["task_id"], "display_name": t["name"],
                 "create_time": ts(t.get("start")), "start_time": ts(t.get("start")), "end_time": ts(t.get("end")),
-                "state": t.get("state"), "error": status_of(t["error"]) if t.get("error") else None,
+                "state": t.get("state"), "execution_id": str(t["execution_id"]),
+                "error": status_of(t["error"]) if t.get("error") else None,
+                "inputs": {k: {"artifact_ids": ids} for k, ids in t["inputs"].items()},
+                "outputs": {k: {"artifact_ids": ids} for k, ids in t["outputs"].items()},
+                "parent_task_id": t["parent_task_id"],
+                "state_history": [{"update_time": ts(h["update_time"]), "state": h["state"],
+                                   "error": status_of(h["error"]) if h.get("error") else None}
+                                  for h in t["state_history"]],
+                "pod_name": t["pod_name"], "child_tasks": t["child_tasks"],
             }))
         body: dict[str, Any] = {
             "run_id": r["id"], "experiment_id": r.get("experiment_id"), "display_name": r["name"],
@@ -106,7 +117,8 @@ class V2(Handlers):
             "scheduled_at": ts(r.get("scheduled_at")), "finished_at": ts(r.get("finished_at")),
             "state": r.get("state"), "error": status_of(r["error"]) if r.get("error") else None,
             "recurring_run_id": r.get("recurring_run_id"), "state_history": history,
-            "run_details": {"task_details": tasks},
+            "run_details": {"pipeline_context_id": str(pipeline_context or ""),
+                            "pipeline_run_context_id": str(run_context or ""), "task_details": tasks},
         }
         if r.get("version_id"):
             body["pipeline_version_reference"] = {"pipeline_id": r.get("pipeline_id"),
@@ -148,8 +160,8 @@ class V2(Handlers):
         return out
 
     # ----------------------------------------------------------------------------------------- helpers
-    def _list(self, kind: str, records: list[Record], req: Req, key: str, render: Any) -> Resp:
-        page, total, token = list_page(records, kind, req.query, op_field="operation")
+    def _list(self, kind: str, scope: Scope, req: Req, key: str, render: Any) -> Resp:
+        page, total, token = list_page(self.m.store, kind, req.query, op_field="operation", scope=scope)
         return _resp(200, clean({key: [render(r) for r in page], "total_size": total, "next_page_token": token}))
 
     def _ns_filter(self, req: Req, kind: str, *, required_msg: str | None) -> str | None:
@@ -165,10 +177,7 @@ class V2(Handlers):
     # ----------------------------------------------------------------------------------------- pipelines
     def list_pipelines(self, req: Req) -> Resp:
         ns = self._ns_filter(req, "pipeline", required_msg=None)
-        records = self.m.store.list("pipeline", namespace=ns if ns is not None else None)
-        if not self.split:  # <= 2.5: display_name and name are one column
-            records = [dict(r, display_name=r["name"]) for r in records]
-        return self._list("pipeline", records, req, "pipelines", self.pipeline)
+        return self._list("pipeline", Scope(namespace=ns, aliases=self._aliases), req, "pipelines", self.pipeline)
 
     def get_pipeline(self, req: Req) -> Resp:
         return _resp(200, self.pipeline(self.m.pipeline(req.params["pipeline_id"], req.user)))
@@ -232,10 +241,8 @@ class V2(Handlers):
 
     def list_versions(self, req: Req) -> Resp:
         p = self.m.pipeline(req.params["pipeline_id"], req.user)
-        records = self.m.versions(p["id"])
-        if not self.split:
-            records = [dict(r, display_name=r["name"]) for r in records]
-        return self._list("version", records, req, "pipeline_versions", self.version)
+        return self._list("version", Scope(parent=p["id"], aliases=self._aliases), req, "pipeline_versions",
+                          self.version)
 
     def get_version(self, req: Req) -> Resp:
         return _resp(200, self.version(self.m.version(req.params["version_id"], req.user, req.params["pipeline_id"])))
@@ -289,8 +296,7 @@ class V2(Handlers):
     def list_experiments(self, req: Req) -> Resp:
         ns = self._ns_filter(req, "experiment", required_msg="In multi-user mode, ListExperiment must filter by "
                              "namespace")
-        return self._list("experiment", self.m.store.list("experiment", namespace=ns), req, "experiments",
-                          self.experiment)
+        return self._list("experiment", Scope(namespace=ns), req, "experiments", self.experiment)
 
     def get_experiment(self, req: Req) -> Resp:
         return _resp(200, self.experiment(self.m.experiment(req.params["experiment_id"], req.user)))
@@ -298,12 +304,11 @@ class V2(Handlers):
     def archive_experiment(self, req: Req) -> Resp:
         e = self.m.experiment(req.params["experiment_id"], req.user)
         self.m.set_storage("experiment", e["id"], "ARCHIVED")
-        for r in self.m.store.list("run"):
-            if r.get("experiment_id") == e["id"]:
-                self.m.set_storage("run", r["id"], "ARCHIVED")
-        for rec in self.m.store.list("recurring"):
-            if rec.get("experiment_id") == e["id"]:
-                self.m.set_enabled(rec["id"], req.user, False)
+        in_experiment = Scope(experiment_id=e["id"]).where(self.m.store)
+        for r in self.m.store.page("run", in_experiment)[0]:
+            self.m.set_storage("run", r["id"], "ARCHIVED")
+        for rec in self.m.store.page("recurring", in_experiment)[0]:
+            self.m.set_enabled(rec["id"], req.user, False)
         return _resp(200, {})
 
     def unarchive_experiment(self, req: Req) -> Resp:
@@ -354,12 +359,11 @@ class V2(Handlers):
         exp = req.query.get("experiment_id", "")
         if exp:
             self.m.experiment(exp, req.user)
-            records = [r for r in self.m.store.list("run") if r.get("experiment_id") == exp]
+            scope = Scope(experiment_id=exp)
         else:
-            ns = self._ns_filter(req, "run", required_msg="In multi-user mode, ListRuns must filter by namespace "
-                                 "or experiment")
-            records = self.m.store.list("run", namespace=ns)
-        return self._list("run", records, req, "runs", self.run)
+            scope = Scope(namespace=self._ns_filter(req, "run", required_msg="In multi-user mode, ListRuns must "
+                                                    "filter by namespace or experiment"))
+        return self._list("run", scope, req, "runs", self.run)
 
 
     # ------------------------------------------------------------------------------------ recurring runs
@@ -400,12 +404,11 @@ class V2(Handlers):
         exp = req.query.get("experiment_id", "")
         if exp:
             self.m.experiment(exp, req.user)
-            records = [r for r in self.m.store.list("recurring") if r.get("experiment_id") == exp]
+            scope = Scope(experiment_id=exp)
         else:
-            ns = self._ns_filter(req, "recurring", required_msg="In multi-user mode, ListRecurringRuns must filter "
-                                 "by namespace or experiment")
-            records = self.m.store.list("recurring", namespace=ns)
-        return self._list("recurring", records, req, "recurringRuns", self.recurring)
+            scope = Scope(namespace=self._ns_filter(req, "recurring", required_msg="In multi-user mode, "
+                                                    "ListRecurringRuns must filter by namespace or experiment"))
+        return self._list("recurring", scope, req, "recurringRuns", self.recurring)
 
 
 

@@ -10,8 +10,12 @@ the worker kills its own process group, so no task goes on running for a server 
 
 from __future__ import annotations
 
+import io
 import json
+import os
+import re
 import sys
+import tempfile
 import threading
 import time
 import traceback
@@ -68,6 +72,74 @@ def _runnable_spec(path: Path) -> str:
     return str(yaml.dump_all(docs, Dumper=DUMPER, sort_keys=False))
 
 
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+class _Tee(io.TextIOBase):
+    """stdout that also keeps what each thread prints while it runs a task (kfp.local prints a task's output)."""
+
+    def __init__(self, target: Any) -> None:
+        self.target = target
+        self.local = threading.local()
+
+    def write(self, text: str) -> int:
+        buffer = getattr(self.local, "buffer", None)
+        if buffer is not None:
+            buffer.append(text)
+        return int(self.target.write(text))
+
+    def flush(self) -> None:
+        self.target.flush()
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return str(getattr(self.target, "encoding", "utf-8"))
+
+    def isatty(self) -> bool:
+        return bool(self.target.isatty())
+
+    def fileno(self) -> int:
+        return int(self.target.fileno())
+
+
+def _local_paths(run_dir: Path) -> list[str]:
+    """Prefixes of paths that only mean something on this machine, longest first."""
+    found = {str(run_dir), str(run_dir.parent.parent), sys.prefix, sys.base_prefix, tempfile.gettempdir(),
+             os.path.expanduser("~"), os.getcwd()}
+    return sorted((p.rstrip("/") + "/" for p in found if p and p != "/"), key=len, reverse=True)
+
+
+def readable(text: str, run_dir: Path) -> str:
+    """Text fit for an error message: no colour codes, no server-local paths."""
+    text = _ANSI.sub("", text)
+    text = re.sub(r'File "[^"]*/([^"/]+)"', r'File "\1"', text)
+    for prefix in _local_paths(run_dir):
+        text = text.replace(prefix, "")
+    return text.strip()
+
+
+def exception_of(output: str, run_dir: Path) -> str:
+    """The last lines of the last traceback in a task's output: its innermost frame and the exception."""
+    lines = _ANSI.sub("", output).splitlines()
+    starts = [i for i, line in enumerate(lines) if line.strip() == "Traceback (most recent call last):"]
+    if not starts:
+        return ""
+    indent = len(lines[starts[-1]]) - len(lines[starts[-1]].lstrip())
+    body = [line[indent:] if line[:indent].isspace() or not line[:indent] else line for line in lines[starts[-1] + 1:]]
+    frame: list[str] = []
+    exception: list[str] = []
+    for line in body:
+        if line.startswith("  File "):
+            frame, exception = [line.strip()], []
+        elif exception or (line and not line.startswith(" ")):
+            if not line.strip():
+                break
+            exception.append(line.rstrip())
+        elif line.strip() and frame and len(frame) < 2 and not set(line.strip()) <= set("^~ "):
+            frame.append("    " + line.strip())
+    return readable("\n".join(frame + exception), run_dir)
+
+
 def main(run_dir: Path) -> int:
     tasks: list[dict[str, Any]] = []
     artifacts: list[dict[str, Any]] = []
@@ -78,25 +150,50 @@ def main(run_dir: Path) -> int:
         from kfp.local import status, task_dispatcher
 
         original = task_dispatcher.run_single_task_implementation
+        tee = _Tee(sys.stdout)
+        sys.stdout = tee
+        current = threading.local()  # the pipeline's name for the task being run (kfp.local passes the component's)
+        try:
+            from kfp.local.orchestrator import task_executor
+
+            original_task = task_executor.execute_single_task
+
+            def named(*args: Any, **kwargs: Any) -> Any:
+                current.name = str(kwargs.get("task_name", args[0] if args else ""))
+                try:
+                    return original_task(*args, **kwargs)
+                finally:
+                    current.name = ""
+            task_executor.execute_single_task = named
+        except (ImportError, AttributeError):  # an older kfp: tasks are named after their components
+            pass
 
         def recorded(*args: Any, **kwargs: Any) -> Any:
             component = str(kwargs.get("component_name", args[1] if len(args) > 1 else "task"))
-            name = component[5:] if component.startswith("comp-") else component
-            entry: dict[str, Any] = {"name": name, "state": "RUNNING", "start": time.time(), "end": None, "error": "",
-                                     "arguments": _plain(kwargs.get("arguments"))}
+            name = getattr(current, "name", "") or (component[5:] if component.startswith("comp-") else component)
+            entry: dict[str, Any] = {"name": name, "component": component, "state": "RUNNING", "start": time.time(),
+                                     "end": None, "error": "", "arguments": _plain(kwargs.get("arguments"))}
             tasks.append(entry)
             _flush(run_dir, result)
+            tee.local.buffer = []
             try:
                 outputs, task_status = original(*args, **kwargs)
             except BaseException as exc:
-                entry.update(state="FAILED", end=time.time(), error=str(exc))
+                entry.update(state="FAILED", end=time.time(),
+                             error=exception_of("".join(tee.local.buffer), run_dir) or readable(str(exc), run_dir))
+                artifacts.append({"task": name, "name": "", "type": "", "uri": "", "metadata": {}, "parameters": {}})
                 _flush(run_dir, result)
                 raise
+            finally:
+                printed, tee.local.buffer = "".join(tee.local.buffer), None
             ok = task_status == status.Status.SUCCESS
             entry.update(state="SUCCEEDED" if ok else "FAILED", end=time.time(),
-                         error="" if ok else f"task {name} failed")
+                         error="" if ok else exception_of(printed, run_dir) or f"task {name} failed")
+            described = _describe(name, dict(outputs or {})) if ok else []
+            # every task that ran is an execution in ML Metadata, with its outputs or none
+            artifacts.extend(described or [{"task": name, "name": "", "type": "", "uri": "", "metadata": {},
+                                            "parameters": {}}])
             if ok:
-                artifacts.extend(_describe(name, dict(outputs or {})))
                 entry["outputs"] = _plain(dict(outputs or {}))
             _flush(run_dir, result)
             return outputs, task_status
@@ -109,8 +206,12 @@ def main(run_dir: Path) -> int:
         result["ok"] = True
     except BaseException as exc:  # everything becomes the run's error
         traceback.print_exc()
-        message = " ".join(str(exc).split()) or type(exc).__name__
-        result["error"] = f"{type(exc).__name__}: {message}"
+        failed = next((t for t in tasks if t.get("state") == "FAILED" and t.get("error")), None)
+        if failed is not None:  # the component's own exception, as KFP shows the failed node's
+            result["error"] = f"task {failed['name']} failed:\n{failed['error']}"
+        else:
+            message = " ".join(readable(str(exc), run_dir).split()) or type(exc).__name__
+            result["error"] = f"{type(exc).__name__}: {message}"
     _flush(run_dir, result)
     return 0 if result["ok"] else 1
 
