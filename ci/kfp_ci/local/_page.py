@@ -110,11 +110,21 @@ class _View:
             out.extend(self.store.list(kind, parent=parent, namespace=ns))
         return sorted(out, key=lambda r: float(r.get("created_at") or 0))
 
-    def runs(self, *, pipeline_id: str | None = None) -> list[Record]:
-        runs = self.records("run")
+    def recent_runs(self, *, pipeline_id: str | None = None) -> tuple[list[Record], int]:
+        """The newest runs (at most ``RECENT_RUNS``, newest first) the caller may see, and how many there are:
+        one SQL page, however many runs the store holds."""
+        where: list[tuple[str, Any]] = []
+        allowed = self.namespaces()
+        if allowed is not None:
+            if not allowed:
+                return [], 0
+            where.append((f"namespace IN ({', '.join('?' * len(allowed))})", tuple(allowed)))
         if pipeline_id is not None:
-            runs = [r for r in runs if r.get("pipeline_id") == pipeline_id]
-        return runs
+            where.append((f"{self.store.column('pipeline_id')} = ?", (pipeline_id,)))
+        return self.store.page("run", where, order="seq DESC", limit=RECENT_RUNS)
+
+    def runs_per_version(self, pipeline_id: str) -> dict[str, int]:
+        return self.store.count_by("run", "version_id", [(f"{self.store.column('pipeline_id')} = ?", (pipeline_id,))])
 
     # ------------------------------------------------------------------------------------------ output
     def answer(self, page: tuple[str, str] | None) -> Resp:
@@ -154,15 +164,14 @@ class _View:
             latest = vs[-1]["name"] if vs else "-"
             p_rows.append([_link(f"pipelines/{p['id']}", p["name"]), escape(p.get("_ns") or "-"), str(len(vs)),
                            escape(latest), escape(ts(p["created_at"]) or "")])
-        runs = self.runs()
-        recent = list(reversed(runs[-RECENT_RUNS:]))
+        recent, total = self.recent_runs()
         body = [
             "<h1>Overview</h1><p class=\"muted\">What CI deployed and ran. The API is under <code>/apis</code> "
             "and <code>/pipeline/apis</code>.</p>",
             "<h2>Pipelines</h2>",
             _table("pipelines", ["Name", "Namespace", "Versions", "Latest version", "Created"], p_rows,
                    "No pipelines yet."),
-            f"<h2>Runs</h2><p class=\"muted\">The {len(recent)} newest of {len(runs)}.</p>" if runs else
+            f"<h2>Runs</h2><p class=\"muted\">The {len(recent)} newest of {total}.</p>" if total else
             "<h2>Runs</h2>",
             self.run_table("runs", recent, names, vnames),
             "<h2>Recurring runs</h2>",
@@ -229,10 +238,8 @@ class _View:
         versions = self.store.list("version", parent=ident)
         names = {p["id"]: p["name"]}
         vnames = {v["id"]: v["name"] for v in versions}
-        runs = self.runs(pipeline_id=ident)
-        counts: dict[str, int] = {}
-        for r in runs:
-            counts[str(r.get("version_id"))] = counts.get(str(r.get("version_id")), 0) + 1
+        runs, _total = self.recent_runs(pipeline_id=ident)
+        counts = self.runs_per_version(ident)
         v_rows = [[escape(v["name"]), escape(ts(v["created_at"]) or ""), str(counts.get(v["id"], 0)),
                    escape(v.get("description") or "")] for v in reversed(versions)]
         body = [
@@ -242,7 +249,7 @@ class _View:
             "<h2>Versions</h2>",
             _table("versions", ["Version", "Created", "Runs", "Description"], v_rows, "No versions yet."),
             "<h2>Runs</h2>",
-            self.run_table("runs", list(reversed(runs[-RECENT_RUNS:])), names, vnames),
+            self.run_table("runs", runs, names, vnames),
         ]
         return f"Pipeline {p['name']}", "".join(body)
 

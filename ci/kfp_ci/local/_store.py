@@ -246,6 +246,14 @@ class Store:
         with self._lock:
             return self._count(conditions, args)
 
+    def count_by(self, kind: str, field: str, where: Sequence[tuple[str, Sequence[Any]]] = ()) -> dict[str, int]:
+        """How many records of ``kind`` match ``where``, per value of ``field`` (one grouped query)."""
+        conditions, args = _conditions(kind, where)
+        expr = self.column(field)
+        sql = f"SELECT {expr}, COUNT(*) FROM objects WHERE {conditions} GROUP BY {expr}"  # noqa: S608
+        with self._lock:
+            return {str(value): int(n) for value, n in self._db.execute(sql, args).fetchall() if value is not None}
+
     def _count(self, conditions: str, args: Sequence[Any]) -> int:
         return int(self._db.execute(f"SELECT COUNT(*) FROM objects WHERE {conditions}", args).fetchone()[0])  # noqa: S608
 
