@@ -64,6 +64,24 @@ def test_content_hash_ignores_formatting_but_not_content() -> None:
     assert content_hash(a) == content_hash(b) != content_hash(c)
 
 
+def test_content_hash_ignores_kfp_1_8s_compile_time_stamp_and_nothing_else() -> None:
+    """kfp 1.8 stamps the clock into every workflow: recompiling the same pipeline is the same content (deploy says
+    unchanged), while any other annotation or field still counts."""
+    def workflow(stamp: str, image: str = "python:3.9", other: str = "x") -> bytes:
+        return (f"apiVersion: argoproj.io/v1alpha1\nkind: Workflow\nmetadata:\n  generateName: p-\n  annotations:\n"
+                f"    pipelines.kubeflow.org/pipeline_compilation_time: '{stamp}'\n"
+                f"    pipelines.kubeflow.org/pipeline_spec: '{other}'\n"
+                f"spec:\n  entrypoint: p\n  templates:\n  - name: p\n    container: {{image: '{image}'}}\n").encode()
+    first = content_hash(workflow("2026-12-04T10:00:00.000001"))
+    assert content_hash(workflow("2026-12-04T18:30:00.123456")) == first
+    assert content_hash(workflow("2026-12-04T10:00:00.000001", image="python:3.10")) != first
+    assert content_hash(workflow("2026-12-04T10:00:00.000001", other="y")) != first
+    # the same key outside an Argo workflow's metadata is content
+    v2 = b"pipelineInfo: {name: p}\nroot: {dag: {}}\nmetadata: {annotations: {%s: '%s'}}\n"
+    stamp_key = b"pipelines.kubeflow.org/pipeline_compilation_time"
+    assert content_hash(v2 % (stamp_key, b"1")) != content_hash(v2 % (stamp_key, b"2"))
+
+
 def test_description_round_trips_the_hash() -> None:
     info = GitInfo(sha="a" * 40, ref="main", dirty=True)
     text = describe_version(info, "b" * 64)
