@@ -50,6 +50,8 @@ case "$command" in
     flag --check "${KFP_CI_IN_CHECK:-}"
     opt --function "${KFP_CI_IN_FUNCTION:-}"
     opt --out-dir "${KFP_CI_IN_OUT_DIR:-}"
+    opt --layout "${KFP_CI_IN_LAYOUT:-}"
+    flag --ignore-sdk-version "${KFP_CI_IN_IGNORE_SDK_VERSION:-}"
     opt --pipeline-parameters "${KFP_CI_IN_PIPELINE_PARAMETERS:-}"
     opt --format "${KFP_CI_IN_FORMAT:-}"
     flag --no-cache "${KFP_CI_IN_NO_CACHE:-}"
