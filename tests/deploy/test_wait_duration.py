@@ -36,6 +36,6 @@ def test_final_progress_line_and_summary_agree_on_the_duration() -> None:
     final = next(line for line in lines if "SUCCEEDED" in line)
     result = DeployResult(pipeline="p", run_id="r1", run_state=run.state, run_duration=10.0)
     summary = human(result)
-    assert final == "run r1: SUCCEEDED (10.0s)"
-    assert "duration" in summary and "10.0s" in summary
+    assert final == "run r1: SUCCEEDED (10s)"
+    assert "duration" in summary and "10s" in summary
     assert clock.now != 10.0  # the wait's own elapsed time differs; it is not what is printed

@@ -36,7 +36,7 @@ from kfp_ci.deploy._deploy import (
 )
 from kfp_ci.deploy._params import InputSpec, pipeline_inputs, resolve_parameters
 from kfp_ci.deploy._plan import Target
-from kfp_ci.deploy._report import DeployResult, dag_of, emit, iso, run_url
+from kfp_ci.deploy._report import DeployResult, dag_of, emit, format_duration, iso, run_url
 from kfp_ci.errors import CompileError, ConfigError, KfpCiError, NotFound, RunFailed, TimeoutExpired, UsageError
 from kfp_ci.gate import gate_command
 
@@ -396,7 +396,7 @@ def _print_runs(runs: Sequence[Run], output: str, host: str) -> None:
     header = ("RUN ID", "STATE", "CREATED (UTC)", "DURATION", "NAME")
     table = [header] + [
         (r.id, r.state, r.created_at.strftime("%Y-%m-%d %H:%M:%S") if r.created_at else "-",
-         f"{run_duration(r):.1f}s" if run_duration(r) is not None else "-", r.name)
+         format_duration(run_duration(r)), r.name)
         for r in runs
     ]
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]

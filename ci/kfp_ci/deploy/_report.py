@@ -128,15 +128,18 @@ def mermaid_dag(dag: Mapping[str, Sequence[str]]) -> str:
 
 
 def format_duration(seconds: float | None) -> str:
-    """A run's duration as every report prints it: ``12.3s`` or ``4m05s`` (``-`` when unknown)."""
+    """A run's duration as every report prints it: ``<1s``, ``12s`` or ``4m05s`` (``-`` when unknown)."""
     return _duration(seconds)
 
 
 def _duration(seconds: float | None) -> str:
+    """KFP reports run times to the second, so a duration is whole seconds: ``<1s``, ``12s``, ``4m05s``."""
     if seconds is None:
         return "-"
+    if seconds < 1:
+        return "<1s"
     minutes, secs = divmod(round(seconds), 60)
-    return f"{minutes}m{secs:02d}s" if minutes else f"{seconds:.1f}s"
+    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
 
 
 def _rows(result: DeployResult) -> list[tuple[str, str]]:

@@ -155,7 +155,9 @@ def _without_clock(doc: Any) -> Any:
     if not isinstance(doc, dict) or doc.get("kind") != "Workflow":
         return doc
     metadata = doc.get("metadata")
-    annotations = metadata.get("annotations") if isinstance(metadata, dict) else None
+    if not isinstance(metadata, dict):
+        return doc
+    annotations = metadata.get("annotations")
     if not isinstance(annotations, dict) or CLOCK_ANNOTATION not in annotations:
         return doc
     rest = {k: v for k, v in annotations.items() if k != CLOCK_ANNOTATION}
