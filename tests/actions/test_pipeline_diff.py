@@ -43,7 +43,7 @@ def test_changed_default_and_code_are_reported(compiled_hello: Path) -> None:
     text = text.replace("return rows * 2", "return rows * 3")
     assert text != compiled_hello.read_text(encoding="utf-8")
     diff = diff_specs(old, load_spec(text))
-    assert diff.changed_params == {"rows": "NUMBER_INTEGER = 3.0 -> NUMBER_INTEGER = 5.0"}
+    assert diff.changed_params == {"rows": "NUMBER_INTEGER = 3 -> NUMBER_INTEGER = 5"}
     assert diff.changed_steps == {"make-rows": ["code"]}
 
 

@@ -103,7 +103,10 @@ def _params(spec: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
 def _describe_param(param: Mapping[str, Any]) -> str:
     kind = str(param.get("parameterType") or "?")
     if "defaultValue" in param:
-        return f"{kind} = {_canonical(param['defaultValue'])}"
+        default = param["defaultValue"]
+        if kind == "NUMBER_INTEGER" and isinstance(default, float) and default.is_integer():
+            default = int(default)  # kfp writes an int default as 1.0
+        return f"{kind} = {_canonical(default)}"
     return f"{kind} (required)" if not param.get("isOptional") else kind
 
 
