@@ -44,6 +44,7 @@ CREATE INDEX IF NOT EXISTS objects_kind_ns_created ON objects (kind, namespace, 
 CREATE INDEX IF NOT EXISTS objects_kind_only_name ON objects (kind, name);
 CREATE INDEX IF NOT EXISTS objects_experiment ON objects (kind, json_extract(data, '$.experiment_id'), created_at);
 CREATE INDEX IF NOT EXISTS objects_state ON objects (kind, json_extract(data, '$.state'));
+CREATE INDEX IF NOT EXISTS objects_pipeline ON objects (kind, json_extract(data, '$.pipeline_id'), seq);
 CREATE TABLE IF NOT EXISTS mlmd_ids (id INTEGER PRIMARY KEY AUTOINCREMENT, key TEXT NOT NULL UNIQUE);
 CREATE TABLE IF NOT EXISTS packages (hash TEXT PRIMARY KEY, content BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS artifacts (
