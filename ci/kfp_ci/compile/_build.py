@@ -51,6 +51,7 @@ def compile_with_builds(
     timeout: float,
     use_cache: bool,
     jobs: int | None,
+    repo: Path | None = None,
 ) -> CompileReport | None:
     """Run the build pipelines among ``targets`` beside ``compile_rest(the others)``; ``None`` if there are none."""
     builds = [t for t in targets if isinstance(t, PipelineConfig) and t.build]
@@ -66,10 +67,8 @@ def compile_with_builds(
         report = compile_rest(rest) if rest else None
         results = [future.result() for future in futures]
     kfp_results = report.results if report is not None else ()
-    from kfp_ci.compile._driver import repo_root
-
     return CompileReport((*kfp_results, *results), report.sdk_version if report else None, check,
-                         time.monotonic() - started, root=report.root if report is not None else repo_root())
+                         time.monotonic() - started, root=report.root if report is not None else repo)
 
 
 def _declared_at(project_file: Path | None, config: PipelineConfig) -> int | None:

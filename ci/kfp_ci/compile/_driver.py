@@ -333,7 +333,7 @@ def compile_targets(
                                    disable_caching=disable_caching, settings=settings,
                                    ignore_sdk_version=ignore_sdk_version, layout=layout)
         built = compile_with_builds(targets, rest, root=_project_root(settings), check=check, timeout=timeout,
-                                    use_cache=use_cache, jobs=jobs,
+                                    use_cache=use_cache, jobs=jobs, repo=repo_root(),
                                     project_file=settings.project_file if settings is not None else None)
         if built is not None:
             return built
