@@ -188,14 +188,15 @@ def deploy_command(settings: Settings, **kwargs: Any) -> int:
         raise UsageError("--schedule and --every are exclusive; give one")
     # Everything offline first: sources, compilation, parameters, schedules, version names.
     prepared: list[tuple[Target, Schedule | None, bool, PipelineConfig | None]] = []
-    packages: list[tuple[str, bool]] = []
+    packages: list[tuple[str, str]] = []
     sources = _sources(tuple(kwargs.get("pipelines") or ()), settings)
     if (kwargs.get("name") or kwargs.get("description")) and len(sources) != 1:
         raise UsageError(f"--name and --description name one pipeline; this deploys {len(sources)}")
     for source in sources:
         config = source.config
         package, compiled = _package_of(source, settings, options.compile)
-        packages.append((_shown(package), compiled))
+        packages.append((_shown(package), "compiled now" if compiled else
+                         "as given" if source.package is not None else "committed file, not recompiled"))
         schedule = schedule_of(options, config)
         latest = options.latest or bool(config and config.latest)
         target = load_target(
@@ -217,10 +218,10 @@ def deploy_command(settings: Settings, **kwargs: Any) -> int:
     failure: KfpCiError | None = None
     # Deploy (and start) every pipeline first, then wait for all the runs: they run side by side.
     start_only = replace(options, wait=False)
-    for (target, schedule, latest, _config), (shown, compiled) in zip(prepared, packages, strict=True):
+    for (target, schedule, latest, _config), (shown, origin) in zip(prepared, packages, strict=True):
         result = deploy_target(api, target, start_only, namespace=settings.namespace, host=host,
                                schedule=schedule, latest=latest)
-        result.package, result.compiled = shown, compiled
+        result.package, result.compiled, result.package_origin = shown, origin == "compiled now", origin
         results.append(result)
     if options.wait:
         deadline = None if options.timeout is None else time.monotonic() + options.timeout

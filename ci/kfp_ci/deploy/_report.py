@@ -33,6 +33,8 @@ class DeployResult:
     """the compiled file uploaded (or compared), as given or relative to the working directory"""
     compiled: bool = False
     """whether ``package`` was compiled by this command (else a committed or given file)"""
+    package_origin: str = ""
+    """how the package came to be: ``compiled now``, ``committed file, not recompiled`` or ``as given``"""
     experiment: str | None = None
     experiment_id: str | None = None
     run_id: str | None = None
@@ -148,7 +150,7 @@ def _rows(result: DeployResult) -> list[tuple[str, str]]:
     if result.namespace:
         rows.append(("namespace", result.namespace))
     if result.package:
-        how = "compiled now" if result.compiled else "committed file, not recompiled"
+        how = result.package_origin or ("compiled now" if result.compiled else "committed file, not recompiled")
         rows.append(("package", f"{result.package} ({how})"))
     if result.content_hash:
         rows.append(("content hash", f"sha256:{result.content_hash}"))
