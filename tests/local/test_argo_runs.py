@@ -116,6 +116,17 @@ def test_a_kfp1_pipeline_built_to_fail_ends_failed_with_its_exception(kfp_server
     handler = [t for t in tasks.values() if t["node_name"].endswith(".onExit")]
     assert handler[0]["phase"] == "Succeeded"
     assert "pipeline finished: Failed (loss is NaN)" in Path(handler[0]["log"]).read_text()  # a pipeline parameter
+    # the run's page draws the Argo DAG with the failed step, its error and its own log
+    from bs4 import BeautifulSoup
+
+    page = BeautifulSoup(httpx.get(f"{srv.url}/runs/{out['run_id']}").text, "html.parser")
+    nodes = {g["data-task"].rsplit("/", 1)[-1]: g["data-state"] for g in page.select("svg#dag g.node")}
+    assert nodes["explode"] == "FAILED" and nodes["produce"] == "SUCCEEDED", nodes
+    row = next(tr for tr in page.select("table#tasks tr")
+               if tr.find("td") and tr.find("td").get_text().endswith("explode"))
+    assert "ValueError: the model diverged: loss is NaN" in row.get_text()
+    exit_row = next(tr for tr in page.select("table#tasks tr") if "pipeline finished: Failed" in tr.get_text())
+    assert exit_row.find("pre") is not None  # the exit handler's log, read from its node's log file
     if compat == "2.17":  # a KFP 2.x backend runs v1 pipelines too; its v2 API shows the Argo nodes as tasks
         v2 = httpx.get(f"{srv.url}/apis/v2beta1/runs/{out['run_id']}").json()
         assert v2["state"] == "FAILED" and "ValueError: the model diverged" in v2["error"]["message"]

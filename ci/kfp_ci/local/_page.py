@@ -15,6 +15,7 @@ import re
 import time
 from collections.abc import Iterable
 from html import escape
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kfp_ci._yaml import load_docs
@@ -309,7 +310,7 @@ class _View:
             name = key.split(" #")[0].rsplit("/", 1)[-1]
             task_name = str(task.get("name") or name)
             parts = logs.get(task_name) or []
-            log = parts[index] if index < len(parts) else ""
+            log = parts[index] if index < len(parts) else self.task_log(task)
             inputs = task.get("inputs") or task.get("arguments") or _inputs_from_log(log)
             outs = [a for a in artifacts if a.get("task") in (task_name, name)]
             out_params: dict[str, Any] = {}
@@ -361,6 +362,22 @@ class _View:
         try:
             with open(runs_dir / run_id / "log.txt", "rb") as handle:
                 data = handle.read(LOG_LIMIT * 4)
+        except OSError:
+            return ""
+        return _ANSI.sub("", data.decode("utf-8", "replace"))
+
+    def task_log(self, task: Record) -> str:
+        """A step's own log file (KFP v1 runs keep one per Argo node), read only inside the server's runs folder."""
+        runs_dir = getattr(self.m.executor, "runs_dir", None)
+        path = task.get("log")
+        if runs_dir is None or not isinstance(path, str) or not path:
+            return ""
+        try:
+            resolved = Path(path).resolve()
+            if not resolved.is_relative_to(Path(runs_dir).resolve()):
+                return ""
+            with open(resolved, "rb") as handle:
+                data = handle.read(LOG_LIMIT)
         except OSError:
             return ""
         return _ANSI.sub("", data.decode("utf-8", "replace"))
