@@ -427,6 +427,13 @@ class Client:
                         f"get pipeline version {pipeline_version_id}")
         return PipelineVersion.from_json(raw, pipeline_id)
 
+    def get_pipeline_version_template(self, pipeline_version_id: str) -> str:
+        """KFP 1.x (v1beta1): the workflow YAML the server keeps for a version (KFP keeps the spec, not the file)."""
+        raw = self._get(self.dialect.version_template(pipeline_version_id),
+                        f"get the template of pipeline version {pipeline_version_id}")
+        template = raw.get("template") if isinstance(raw, Mapping) else None
+        return template if isinstance(template, str) else ""
+
     def delete_pipeline(self, pipeline_id: str) -> None:
         """Delete a pipeline (KFP 2.x refuses while it has versions; 1.x deletes them with it)."""
         self._call(self.dialect.delete_pipeline(pipeline_id), idempotent=True, action=f"delete pipeline {pipeline_id}")

@@ -122,6 +122,10 @@ class Dialect:
     def delete_version(self, pipeline_id: str, version_id: str) -> Req:
         raise NotImplementedError
 
+    def version_template(self, version_id: str) -> Req:
+        """KFP 1.x: the version's stored workflow (``{"template": "<YAML>"}``); 2.x keeps the spec on the version."""
+        raise NotImplementedError
+
     def create_experiment(self, name: str, description: str | None, namespace: str | None) -> Req:
         raise NotImplementedError
 
@@ -361,6 +365,9 @@ class V1Dialect(Dialect):
 
     def delete_version(self, pipeline_id: str, version_id: str) -> Req:
         return Req("DELETE", f"{self.prefix}/pipeline_versions/{_seg(version_id)}")
+
+    def version_template(self, version_id: str) -> Req:
+        return Req("GET", f"{self.prefix}/pipeline_versions/{_seg(version_id)}/templates")
 
     def create_experiment(self, name: str, description: str | None, namespace: str | None) -> Req:
         body: dict[str, Any] = {"name": name}

@@ -96,13 +96,8 @@ def fetch_spec(api: Api, version: PipelineVersion) -> list[dict[str, Any]]:
 
 def _v1_template(api: Api, version: PipelineVersion) -> list[dict[str, Any]]:
     """KFP 1.x: ``GET /apis/v1beta1/pipeline_versions/{id}/templates`` -> ``{"template": "<YAML>"}``."""
-    from kfp_ci.client._dialect import Req  # the client's own request record: same retries, auth and errors
-
-    client = api.client
-    body = client._get(Req("GET", f"{client.dialect.prefix}/pipeline_versions/{version.id}/templates"),
-                       f"get the template of pipeline version {version.id}")
-    template = body.get("template") if isinstance(body, Mapping) else None
-    if not isinstance(template, str) or not template.strip():
+    template = api.client.get_pipeline_version_template(version.id)
+    if not template.strip():
         raise NotFound(404, f"the server returned no template for version '{version.name}' ({version.id})")
     try:
         docs = file_docs(load_docs(template))
