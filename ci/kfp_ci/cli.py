@@ -17,7 +17,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO, TypeVar
+from typing import Any, NoReturn, TextIO, TypeVar
 
 import click
 
@@ -45,6 +45,14 @@ class App:
         return load_settings(flags, config_file=self.config_file)
 
 
+def _usage_error(exc: click.UsageError) -> NoReturn:
+    where = f"kfp-ci {exc.ctx.info_name}" if exc.ctx is not None and exc.ctx.parent is not None else "kfp-ci"
+    _console.error(f"{exc.format_message()} (see {where} --help)")
+    if _console.in_github_actions():
+        sys.stdout.write(redact(f"::error title=kfp-ci::{exc.format_message()}") + "\n")
+    sys.exit(exc.exit_code)
+
+
 class _Group(click.Group):
     """Builds each command on first use (``_COMMANDS``); turns kfp-ci errors into one clean line and an exit code."""
 
@@ -58,15 +66,19 @@ class _Group(click.Group):
             self.add_command(command, cmd_name)
         return self.commands.get(cmd_name)
 
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except click.UsageError as exc:  # a bad option before the command (kfp-ci --bogus): one line too
+            if type(exc).__name__ == "NoArgsIsHelpError":  # plain `kfp-ci`: click prints the help
+                raise
+            _usage_error(exc)
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except click.UsageError as exc:  # a bad option or argument: one line, exit 2
-            where = f"kfp-ci {exc.ctx.info_name}" if exc.ctx is not None and exc.ctx.parent is not None else "kfp-ci"
-            _console.error(f"{exc.format_message()} (see {where} --help)")
-            if _console.in_github_actions():
-                sys.stdout.write(redact(f"::error title=kfp-ci::{exc.format_message()}") + "\n")
-            sys.exit(exc.exit_code)
+            _usage_error(exc)
         except KfpCiError as exc:
             _report(ctx, exc, str(exc))
             sys.exit(exc.exit_code)

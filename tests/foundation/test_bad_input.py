@@ -171,3 +171,10 @@ def test_a_password_on_stdin_with_a_control_character_is_refused_without_echo() 
                                 input="pw-SECRET\tinside\n")
     assert result.exit_code == 2 and "control character" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and "pw-SECRET" not in result.output
+
+
+@pytest.mark.parametrize(("args", "says"), [(["--bogus"], "No such option '--bogus'"),
+                                            (["--config"], "'--config' requires an argument"),
+                                            (["nosuchcommand"], "No such command 'nosuchcommand'")])
+def test_a_bad_option_before_the_command_is_one_line_too(args: list[str], says: str) -> None:
+    check(args, says=says)
