@@ -8,7 +8,7 @@
 4. In the target: a version of the same name with the same canonical spec (:mod:`._spec`) is reused; one with other
    content is refused; else the fetched spec is uploaded under that name, its description recording where it came
    from (environment, version id, run id, content hash, and the commit the source version recorded).
-5. Then what ``deploy`` does there: the target environment's schedule (one recurring run, swapped without gap),
+5. Then what ``deploy`` does there: the target environment's schedule (one recurring run, swapped never without one),
    ``--run``/``--wait``, outputs and the job summary.
 """
 
