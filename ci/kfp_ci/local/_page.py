@@ -265,6 +265,7 @@ class _View:
         version = self.store.get("version", r["version_id"]) if r.get("version_id") else None
         spec = self.spec(r)
         tasks = [t for t in r.get("tasks") or [] if isinstance(t, dict)]
+        steps = [t for t in tasks if t.get("type") in (None, "Pod")]  # Argo's DAG/TaskGroup nodes are groups
         artifacts = self.store.run_artifacts(ident)
         logs = _task_logs(self.run_log(ident))
         nodes = graph_of(spec)
@@ -284,7 +285,7 @@ class _View:
         if r.get("error"):
             body.append(f'<h2>Error</h2><pre class="error" id="run-error">{escape(_clean(r["error"]))}</pre>')
         body.append('<h2>Graph</h2><div class="graph">' + render_svg(nodes, anchors) + "</div>" + _legend())
-        body.append("<h2>Steps</h2>" + self.task_table(nodes, tasks, artifacts, logs, anchors))
+        body.append("<h2>Steps</h2>" + self.task_table(nodes, steps, artifacts, logs, anchors))
         body.append("<h2>Metrics</h2>" + _metrics_table(artifacts))
         return f"Run {r['name']}", "".join(body)
 

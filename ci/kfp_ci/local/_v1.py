@@ -133,7 +133,11 @@ class V1(Handlers):
     def workflow_status(self, r: Record) -> dict[str, Any]:
         """The run as the Argo workflow KFP 1.x stores in ``pipeline_runtime.workflow_manifest``: a ``status`` with
         the workflow's DAG node and one Pod node per task (its phase, times, message, children), as KFP 1.8's UI
-        reads it."""
+        reads it. A run the server executed as an Argo workflow (a kfp 1.8 package) has its real nodes: DAG,
+        TaskGroup, Pod and Skipped, with Argo's ids, names, boundaries and children."""
+        argo = [t for t in r.get("tasks") or [] if isinstance(t, dict) and t.get("node_id")]
+        if argo:
+            return self._argo_status(r, argo)
         _, _, tasks = self.m.task_details(r)
         workflow = tasks[0]["pod_name"].split("-system-container-impl-")[0] if tasks else f"run-{r['id'][:5]}"
         by_id = {t["task_id"]: t for t in tasks}
@@ -156,6 +160,23 @@ class V1(Handlers):
             "phase": STATUS.get(str(r.get("state") or ""), "Pending"), "startedAt": ts(r.get("created_at")),
             "finishedAt": ts(r.get("finished_at")), "children": sorted(first & set(top)),
         })
+        return {"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow",
+                "metadata": clean({"name": workflow, "namespace": r.get("_ns")}),
+                "status": clean({"phase": STATUS.get(str(r.get("state") or ""), ""), "startedAt": ts(r["created_at"]),
+                                 "finishedAt": ts(r.get("finished_at")), "message": r.get("error"),
+                                 "nodes": nodes})}
+
+    def _argo_status(self, r: Record, nodes_in: list[Record]) -> dict[str, Any]:
+        root = next((t for t in nodes_in if not t.get("parent_id")), nodes_in[0])
+        workflow = str(root["node_id"])
+        nodes = {str(t["node_id"]): clean({
+            "id": t["node_id"], "name": t.get("node_name"), "displayName": t.get("display_name") or t.get("name"),
+            "type": t.get("type"), "templateName": t.get("template"), "phase": t.get("phase"),
+            "boundaryID": t.get("boundary_id") or None, "startedAt": ts(t.get("start")), "finishedAt": ts(t.get("end")),
+            "message": t.get("message") or t.get("error") or None, "children": t.get("children") or None,
+            "inputs": (t.get("argo") or {}).get("inputs") or None,
+            "outputs": (t.get("argo") or {}).get("outputs") or None,
+        }) for t in nodes_in}
         return {"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow",
                 "metadata": clean({"name": workflow, "namespace": r.get("_ns")}),
                 "status": clean({"phase": STATUS.get(str(r.get("state") or ""), ""), "startedAt": ts(r["created_at"]),
