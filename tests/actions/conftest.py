@@ -60,8 +60,17 @@ def compiled_hello(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return output
 
 
-WHEELS = ("kfp==2.14.6", "pandas", "httpx>=0.24", "beautifulsoup4>=4.10", "pyyaml>=6.0", "click>=8.1",
-          "setuptools>=77", "wheel")
+def _core_requirements() -> tuple[str, ...]:
+    """kfp-ci's own dependencies, markers included (tomli on Python < 3.11), as pyproject.toml declares them."""
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:
+        import tomli as tomllib
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    return tuple(project["dependencies"])
+
+
+WHEELS = ("kfp==2.14.6", "pandas", *_core_requirements(), "setuptools>=77", "wheel")
 
 
 @pytest.fixture(scope="session")
