@@ -171,7 +171,9 @@ def test_multi_document_yaml_with_a_platform_spec(kfp_server: Callable[..., Any]
     pipeline = client.get_pipeline(data["pipeline_id"])
     assert pipeline.display_name == "add-square-k8s" and pipeline.description == "with a node selector"
     version = client.get_pipeline_version(data["pipeline_id"], data["version_id"])
-    assert version.pipeline_spec["pipelineInfo"]["name"] == "add-square"
+    # as KFP answers a version whose package has a platform spec: both documents, as subfields
+    assert version.pipeline_spec["pipeline_spec"]["pipelineInfo"]["name"] == "add-square"
+    assert version.pipeline_spec["platform_spec"] == PLATFORM_SPEC
 
 
 def test_a_pipeline_job_is_unwrapped_and_its_values_are_the_run_defaults(

@@ -66,3 +66,41 @@ def test_promote_on_kfp_1_8_reads_the_version_template(kfp_server: Callable[...,
                           env=ENV)
     assert again.exit_code == 0, again.output
     assert json.loads(again.stdout[again.stdout.find("{"):])["version_action"] == "unchanged"
+
+
+PLATFORM_SPEC = {"platforms": {"kubernetes": {"deploymentSpec": {"executors": {
+    "exec-add": {"nodeSelector": {"labels": {"disktype": "ssd"}}}}}}}}
+
+
+def test_promote_keeps_the_platform_spec_between_two_kfp_2_servers(kfp_server: Callable[..., Any],
+                                                                   repo: Callable[..., Path], monkeypatch: Any) -> None:
+    """A package with a platform spec (kfp-kubernetes' node selectors, volumes...) reaches production whole: the
+    server answers it as {pipeline_spec, platform_spec} (as KFP does) and promote uploads both documents."""
+    import yaml
+
+    from kfp_ci._yaml import load_docs
+    from kfp_ci.client import Client
+    from kfp_ci.deploy._api import Api
+    from kfp_ci.deploy._spec import fetch_spec, file_docs, spec_hash
+
+    staging = kfp_server(execute=False, run_delay=0.0)
+    production = kfp_server(execute=False)
+    root = repo("add-square")
+    package = root / "add-square.yaml"
+    package.write_text(package.read_text() + "---\n" + yaml.safe_dump(PLATFORM_SPEC))
+    (root / "pyproject.toml").write_text(PYPROJECT.format(staging=staging.url, production=production.url))
+    monkeypatch.chdir(root)
+    runner = CliRunner()
+    done = runner.invoke(main, ["deploy", "add-square.yaml", "--env", "staging", "--run", "--wait"], env=ENV)
+    assert done.exit_code == 0, done.output
+    done = runner.invoke(main, ["promote", "add-square", "--from", "staging", "--to", "production"], env=ENV)
+    assert done.exit_code == 0, done.output
+    with Client(production.url) as client:
+        api = Api(client)
+        pid = api.find_pipeline("add-square", None)
+        assert pid is not None
+        [version] = client.list_pipeline_versions(pid).pipeline_versions
+        raw = client.get_pipeline_version(pid, version.id).pipeline_spec
+        assert raw["platform_spec"] == PLATFORM_SPEC  # type: ignore[index]
+        mine = file_docs(load_docs(package.read_text()))
+        assert len(mine) == 2 and spec_hash(fetch_spec(api, version)) == spec_hash(mine)

@@ -252,6 +252,21 @@ class Model:
                 self._specs[digest] = cached
         return copy.deepcopy(cached)
 
+    def api_spec_of(self, version: Record) -> dict[str, Any]:
+        """A version's ``pipeline_spec`` as KFP's API answers it: the IR alone, or, when the package has a platform
+        spec (a document with ``platforms.kubernetes``), ``{"pipeline_spec": IR, "platform_spec": ...}``
+        (KFP's ``YamlStringToPipelineSpecStruct``)."""
+        spec = self.spec_of(version)
+        content = self.store.package(str(version["package"])) or b""
+        if b"platforms" not in content:  # no platform spec: skip parsing the package again
+            return spec
+        docs = load_docs(content)
+        platform = next((d for d in docs[1:] if isinstance(d, dict) and isinstance(d.get("platforms"), dict)
+                         and "kubernetes" in d["platforms"]), None)
+        if platform is None:
+            return spec
+        return {"pipeline_spec": spec, "platform_spec": platform}
+
     def delete_pipeline(self, pipeline: Record, *, cascade: bool) -> None:
         versions = self.versions(pipeline["id"])
         if versions and not cascade:

@@ -77,7 +77,7 @@ class V2(Handlers):
             body["tags"] = v.get("tags") or {}
         out = clean(body)
         if spec:
-            out["pipeline_spec"] = self.m.spec_of(v)
+            out["pipeline_spec"] = self.m.api_spec_of(v)
         return out
 
     def experiment(self, e: Record) -> dict[str, Any]:
