@@ -13,7 +13,8 @@ Modules, lowest first (each imports only modules earlier in this list, never thi
 - ``_argo_exec`` (one Argo container on the host), ``_argo`` (the run process of a KFP v1 Argo workflow),
   ``_executor``, ``_worker`` (the run process), ``_scheduler``: running runs and firing recurring runs.
 - ``_model``: the resource rules of both API generations; ``_handlers``: handlers both generations share;
-  ``_v1``, ``_v2``: the routes of each generation; ``_page``: the HTML page; ``_mlmd``: the ML Metadata route.
+  ``_v1``, ``_v2``: the routes of each generation; ``_dag`` (a run's graph as SVG) and ``_page``: the small KFP
+  UI; ``_mlmd``: the ML Metadata route.
 - ``_app``: the API app (routes, page, error bodies); ``_outer``: faults and the access log;
   ``_login_pages``: Dex's and oauth2-proxy's HTML pages; ``_login``: the login emulation (ASGI middleware).
 - ``_server``: ``LocalServer``; ``_command``: ``kfp-ci serve``; ``_demo``: ``kfp-ci demo`` (the CI flow on the
