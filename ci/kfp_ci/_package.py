@@ -37,6 +37,7 @@ __all__ = [
     "package_stem",
     "parse_package",
     "read_package",
+    "without_clock",
 ]
 
 MAX_PACKAGE = 32 << 20
@@ -45,6 +46,25 @@ PACKAGE_SUFFIXES = (".yaml", ".yml", ".json", ".zip", ".tar.gz", ".tgz")
 _PLAIN = (".yaml", ".yml", ".json")
 Kind = Literal["v2", "argo", "pipeline-job"]
 Container = Literal["yaml", "json", "zip", "tar.gz"]
+
+CLOCK_ANNOTATION = "pipelines.kubeflow.org/pipeline_compilation_time"
+"""What kfp 1.8 (and TFX's KubeflowDagRunner) stamp with the clock into every Argo workflow: not content."""
+
+
+def without_clock(doc: Any) -> Any:
+    """``doc`` without kfp 1.8's compile-time stamp (a copy; any other document is returned as it is). Content
+    comparisons (deploy's content hash, a build's ``--check``) see a recompiled kfp 1.8 pipeline as the same."""
+    if not isinstance(doc, dict) or doc.get("kind") != "Workflow":
+        return doc
+    metadata = doc.get("metadata")
+    if not isinstance(metadata, dict):
+        return doc
+    annotations = metadata.get("annotations")
+    if not isinstance(annotations, dict) or CLOCK_ANNOTATION not in annotations:
+        return doc
+    rest = {k: v for k, v in annotations.items() if k != CLOCK_ANNOTATION}
+    return {**doc, "metadata": {**metadata, "annotations": rest}}
+
 
 # PipelineSpec's fields (api/v2alpha1/pipeline_spec.proto) in their JSON and proto spellings: the server parses a
 # document with protojson, which refuses any other field.

@@ -27,7 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from kfp_ci._package import Package, parse_package
+from kfp_ci._package import Package, parse_package, without_clock
 from kfp_ci.compile._cache import Cache, file_digest
 from kfp_ci.compile._results import CompileReport, CompileResult, PipelineError
 from kfp_ci.config import PipelineConfig
@@ -203,17 +203,9 @@ def _same(current: bytes | None, fresh: Package, shown: Path) -> bool:
     return _comparable(committed) == _comparable(fresh)
 
 
-_CLOCK = "pipelines.kubeflow.org/pipeline_compilation_time"  # kfp 1.8 (and TFX's KubeflowDagRunner) stamp it
-
-
 def _comparable(package: Package) -> tuple[Any, ...]:
     """What a package's content is, for --check: its documents (less kfp 1.8's compile-time stamp) and job values."""
-    docs = list(package.docs)
-    if package.kind == "argo" and isinstance(docs[0].get("metadata"), dict):
-        metadata = dict(docs[0]["metadata"])
-        metadata["annotations"] = {k: v for k, v in (metadata.get("annotations") or {}).items() if k != _CLOCK}
-        docs[0] = {**docs[0], "metadata": metadata}
-    return package.kind, docs, dict(package.job_parameters)
+    return package.kind, [without_clock(doc) for doc in package.docs], dict(package.job_parameters)
 
 
 def _deliver(config: PipelineConfig, source: Path, output: Path, data: bytes, check: bool, *, cached: bool,

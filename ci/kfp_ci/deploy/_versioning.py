@@ -21,6 +21,7 @@ from typing import Any
 
 import yaml
 
+from kfp_ci._package import without_clock
 from kfp_ci._yaml import load_docs
 from kfp_ci.errors import UsageError
 
@@ -146,30 +147,12 @@ def _canonical(value: Any) -> Any:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
 
 
-#: What a compiler stamps with the clock (kfp 1.8, on every Argo workflow): not content. docs/compile.md names it.
-CLOCK_ANNOTATION = "pipelines.kubeflow.org/pipeline_compilation_time"
-
-
-def _without_clock(doc: Any) -> Any:
-    """``doc`` without kfp 1.8's compile-time stamp (a copy; other documents are returned as they are)."""
-    if not isinstance(doc, dict) or doc.get("kind") != "Workflow":
-        return doc
-    metadata = doc.get("metadata")
-    if not isinstance(metadata, dict):
-        return doc
-    annotations = metadata.get("annotations")
-    if not isinstance(annotations, dict) or CLOCK_ANNOTATION not in annotations:
-        return doc
-    rest = {k: v for k, v in annotations.items() if k != CLOCK_ANNOTATION}
-    return {**doc, "metadata": {**metadata, "annotations": rest}}
-
-
 def content_hash(package: bytes, docs: list[Any] | None = None) -> str:
     """SHA-256 of the package's content (parsed YAML documents, key order and formatting ignored, and the compile
     time kfp 1.8 stamps into every Argo workflow), so recompiling or re-packing the same pipeline hashes the same."""
     try:
         parsed = load_docs(package.decode("utf-8")) if docs is None else docs
-        body = _canonical([_without_clock(doc) for doc in parsed]).encode("utf-8")
+        body = _canonical([without_clock(doc) for doc in parsed]).encode("utf-8")
     except (yaml.YAMLError, UnicodeDecodeError):
         body = package
     return hashlib.sha256(body).hexdigest()
