@@ -29,7 +29,7 @@ from typing import Any
 
 from kfp_ci._package import Package, parse_package, without_clock
 from kfp_ci.compile._cache import Cache, file_digest
-from kfp_ci.compile._results import CompileReport, CompileResult, PipelineError
+from kfp_ci.compile._results import CompileReport, CompileResult, PipelineError, read_output, write_output
 from kfp_ci.config import PipelineConfig
 from kfp_ci.errors import UsageError
 
@@ -216,22 +216,11 @@ def _deliver(config: PipelineConfig, source: Path, output: Path, data: bytes, ch
     except UsageError as exc:
         return failed(f"the build's output is not a pipeline package KFP accepts: {exc}")
     name = config.name or fresh.pipeline_name
-    try:
-        current: bytes | None = output.read_bytes()
-    except FileNotFoundError:
-        current = None
-    except OSError as exc:
-        raise UsageError(f"cannot read {output}: {exc.strerror}") from None
+    current = read_output(output)
     if not check:
         status: Any = "unchanged"
         if current != data and not _same(current, fresh, shown):  # an archive's timestamps are not a change
-            try:
-                output.parent.mkdir(parents=True, exist_ok=True)
-                tmp = output.with_name(f".{output.name}.kfp-ci-tmp")
-                tmp.write_bytes(data)
-                os.replace(tmp, output)
-            except OSError as exc:
-                raise UsageError(f"cannot write {output}: {exc.strerror}") from None
+            write_output(output, data)
             status = "written"
         return CompileResult(name, source, BUILD, output, True, status, None, None, cached)
     if current is None:

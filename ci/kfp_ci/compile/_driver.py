@@ -26,7 +26,7 @@ from kfp_ci.compile._cache import Cache, file_digest
 from kfp_ci.compile._compare import canonical, sdk_version_of
 from kfp_ci.compile._discover import Found, ScanError, discover, may_hold_pipelines, scan_file
 from kfp_ci.compile._report import hint_for
-from kfp_ci.compile._results import CompileReport, CompileResult, PipelineError, Status
+from kfp_ci.compile._results import CompileReport, CompileResult, PipelineError, Status, read_output, write_output
 from kfp_ci.config import PipelineConfig, Settings
 from kfp_ci.errors import CompileError, UsageError
 
@@ -489,23 +489,12 @@ def _shown(path: Path, repo: Path) -> str:
 def _deliver(name: str, item: Found, output: Path, data: bytes, check: bool, sdk: str,
              is_cached: bool, ignore_sdk_version: bool = False, repo: Path | None = None) -> CompileResult:
     repo = repo or Path.cwd().resolve()
-    try:
-        current: bytes | None = output.read_bytes()
-    except FileNotFoundError:
-        current = None
-    except OSError as exc:
-        raise UsageError(f"cannot read {output}: {exc.strerror}") from None
+    current = read_output(output)
     same = current is not None and (current == data or canonical(current) == canonical(data))
     if not check:
         status: Status = "unchanged"
         if not same:
-            try:
-                output.parent.mkdir(parents=True, exist_ok=True)
-                tmp = output.with_name(f".{output.name}.kfp-ci-tmp")
-                tmp.write_bytes(data)
-                os.replace(tmp, output)
-            except OSError as exc:
-                raise UsageError(f"cannot write {output}: {exc.strerror}") from None
+            write_output(output, data)
             status = "written"
         return CompileResult(name, item.source, item.function, output, True, status, None, sdk, is_cached)
     if current is None:

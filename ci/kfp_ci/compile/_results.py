@@ -1,15 +1,19 @@
 """What ``kfp-ci compile`` produces: one :class:`CompileResult` per pipeline, in a :class:`CompileReport`.
 
-These types sit below the compiler driver (``_driver``) and the report renderers (``_report``), which both use them.
+These types sit below the compiler driver (``_driver``) and the report renderers (``_report``), which both use them,
+with the two file operations every producer of a compiled file shares (kfp pipelines and build commands).
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-__all__ = ["CompileReport", "CompileResult", "PipelineError", "Status"]
+from kfp_ci.errors import UsageError
+
+__all__ = ["CompileReport", "CompileResult", "PipelineError", "Status", "read_output", "write_output"]
 
 Status = Literal["written", "unchanged", "fresh", "stale", "sdk-mismatch", "missing", "failed"]
 
@@ -62,3 +66,24 @@ class CompileReport:
     @property
     def failed(self) -> tuple[CompileResult, ...]:
         return tuple(r for r in self.results if not r.ok)
+
+
+def read_output(output: Path) -> bytes | None:
+    """The compiled file on disk (None when there is none yet); one line naming it when it cannot be read."""
+    try:
+        return output.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise UsageError(f"cannot read {output}: {exc.strerror}") from None
+
+
+def write_output(output: Path, data: bytes) -> None:
+    """Replace the compiled file atomically (a temp file beside it, then a rename): never half a file."""
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        tmp = output.with_name(f".{output.name}.kfp-ci-tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, output)
+    except OSError as exc:
+        raise UsageError(f"cannot write {output}: {exc.strerror}") from None
