@@ -348,20 +348,27 @@ def _settings_from_table(path: Path) -> dict[str, Any]:
             duplicates = sorted({n for n in names if names.count(n) > 1})
             if duplicates:
                 raise ConfigError(f"{path}: [tool.kfp-ci] declares pipeline name(s) twice: {', '.join(duplicates)}")
-        elif name == "timeout":
-            values[name] = float(_expect(value, (int, float), key, path))
-            if not _positive_seconds(values[name]):
-                raise ConfigError(f"{path}: [tool.kfp-ci] key 'timeout' must be a positive number of seconds, "
-                                  f"got {value!r}")
-        elif name == "ignore_sdk_version":
-            values[name] = _expect(value, bool, key, path)
-        elif name in ("ca_bundle", "out_dir"):
-            values[name] = (path.parent / _expect(value, str, key, path)).resolve()
         elif name == "environments":
             values[name] = _expect(value, dict, key, path)  # checked by _parse_environments
         else:
-            values[name] = _expect(value, str, key, path)
+            values[name] = _setting_value(name, value, key, path)
     return values
+
+
+def _setting_value(name: str, value: Any, key: str, path: Path) -> Any:
+    """A connection or compile setting's value from a table of ``path`` (``[tool.kfp-ci]`` or an environment's),
+    checked for its field: the same rules wherever the key is written."""
+    if name == "timeout":
+        seconds = float(_expect(value, (int, float), key, path))
+        if not _positive_seconds(seconds):
+            raise ConfigError(f"{path}: [tool.kfp-ci] key '{key}' must be a positive number of seconds, "
+                              f"got {value!r}")
+        return seconds
+    if name in ("ignore_sdk_version", "insecure_skip_tls_verify", "allow_insecure_http"):
+        return _expect(value, bool, key, path)
+    if name in ("ca_bundle", "out_dir"):
+        return (path.parent / _expect(value, str, key, path)).resolve()
+    return _expect(value, str, key, path)
 
 
 def _positive_seconds(value: float) -> bool:
@@ -481,14 +488,7 @@ def _parse_environments(raw: dict[str, Any], path: Path) -> dict[str, _Environme
             full = f"environments.{name}.{key}"
             if key in _ENVIRONMENT_KEYS:
                 field_name = _ENVIRONMENT_KEYS[key]
-                if field_name == "timeout":
-                    values[field_name] = float(_expect(value, (int, float), full, path))
-                elif field_name in ("insecure_skip_tls_verify", "allow_insecure_http"):
-                    values[field_name] = _expect(value, bool, full, path)
-                elif field_name == "ca_bundle":
-                    values[field_name] = (path.parent / _expect(value, str, full, path)).resolve()
-                else:
-                    values[field_name] = _expect(value, str, full, path)
+                values[field_name] = _setting_value(field_name, value, full, path)
             elif key in _SECRET_NAME_KEYS:
                 variable = _expect(value, str, full, path)
                 if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", variable):

@@ -106,6 +106,11 @@ def test_each_environment_reads_its_own_secret_variable(project: Path) -> None:
     ('[tool.kfp-ci.environments.prod.pipelines.train]\nsource = "x.py"\n', "unknown key 'source'"),
     ('[tool.kfp-ci.environments.prod.pipelines.nope]\nschedule = "@daily"\n', "names pipeline 'nope'"),
     ('[tool.kfp-ci.environments.all]\nhost = "x"\n', "environment name 'all' is reserved"),
+    # the same value rules as [tool.kfp-ci] itself
+    ('[tool.kfp-ci.environments.prod]\ntimeout = -5\n',
+     "key 'environments.prod.timeout' must be a positive number of seconds, got -5"),
+    ('[tool.kfp-ci.environments.prod]\ntimeout = nan\n', "must be a positive number of seconds, got nan"),
+    ('[tool.kfp-ci.environments.prod]\ninsecure-skip-tls-verify = "yes"\n', "must be true or false"),
 ])
 def test_bad_environment_tables_are_config_errors(project: Path, extra: str, message: str) -> None:
     (project / "pyproject.toml").write_text(TABLE + extra)
