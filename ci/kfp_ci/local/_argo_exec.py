@@ -23,9 +23,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kfp_ci.local._worker import strip_ansi
+
 NOT_PULLED = "kfp-ci serve does not pull images; the container's command runs on the host"
 _SCHEDULING_RESOURCES = ("cpu", "memory", "ephemeral-storage")
-_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07")
 # what images call their Python: all of them run the server's (python, python3, python3.7 ... python3.14)
 _PYTHONS = ("python", "python3", *(f"python3.{minor}" for minor in range(5, 15)))
 _NO_PACKAGE = re.compile(r"No matching distribution found for (\S+)")
@@ -253,14 +254,10 @@ def _materialise(art: Mapping[str, Any], given: Path | str | None, target: Path,
         shutil.copyfile(given, target)
 
 
-def clean_text(text: str) -> str:
-    return _ANSI.sub("", text)
-
-
 def _failure(log_path: Path, code: int, pmap: PathMap, container: Mapping[str, Any]) -> str:
     """The component's exception (last line of its traceback) or the output's last line, with the exit code."""
     try:
-        lines = [clean_text(x).rstrip() for x in log_path.read_text(encoding="utf-8", errors="replace").splitlines()]
+        lines = [strip_ansi(x).rstrip() for x in log_path.read_text(encoding="utf-8", errors="replace").splitlines()]
     except OSError:
         lines = []
     lines = [x for x in lines if x.strip()]

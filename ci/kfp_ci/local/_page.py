@@ -23,6 +23,7 @@ from kfp_ci.local._dag import COLOURS, Node, graph_of, render_svg
 from kfp_ci.local._executor import TERMINAL
 from kfp_ci.local._fields import ts
 from kfp_ci.local._http import Resp
+from kfp_ci.local._worker import strip_ansi
 
 if TYPE_CHECKING:
     from kfp_ci.local._model import Model
@@ -32,7 +33,6 @@ RECENT_RUNS = 100
 LOG_LIMIT = 64_000
 _ID = r"([A-Za-z0-9][A-Za-z0-9._-]{0,127})"
 _ROUTES = [(re.compile(rf"^/runs/{_ID}/?$"), "run"), (re.compile(rf"^/pipelines/{_ID}/?$"), "pipeline")]
-_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 _TASK_START = re.compile(r"Executing task '([^']+)'")
 _TASK_END = re.compile(r"Task '([^']+)' finished with status")
 
@@ -193,7 +193,7 @@ class _View:
                 else escape("(inline)" if r.get("inline") else "-"),
                 escape(vnames.get(r.get("version_id") or "", "-")),
                 _state(state), escape(self.duration(r)), escape(ts(r["created_at"]) or ""),
-                f'<span class="error">{escape(_first_line(_clean(r.get("error") or "")))}</span>',
+                f'<span class="error">{escape(_first_line(strip_ansi(r.get("error") or "")))}</span>',
             ])
         return _table(table_id, ["Run", "Pipeline", "Version", "State", "Duration", "Created", "Error"], rows,
                       "No runs yet.")
@@ -283,7 +283,7 @@ class _View:
             info.append(("Parameters", _kv(r["params"])))
         body = [f"<h1>Run {escape(r['name'])}</h1>", _dl(info)]
         if r.get("error"):
-            body.append(f'<h2>Error</h2><pre class="error" id="run-error">{escape(_clean(r["error"]))}</pre>')
+            body.append(f'<h2>Error</h2><pre class="error" id="run-error">{escape(strip_ansi(r["error"]))}</pre>')
         body.append('<h2>Graph</h2><div class="graph">' + render_svg(nodes, anchors) + "</div>" + _legend())
         body.append("<h2>Steps</h2>" + self.task_table(nodes, steps, artifacts, logs, anchors))
         body.append("<h2>Metrics</h2>" + _metrics_table(artifacts))
@@ -326,7 +326,7 @@ class _View:
                                        f"<span class=\"muted\">{escape(str(a.get('type') or ''))}</span><br>"
                                        f"<code>{escape(str(a.get('uri') or ''))}</code></div>"
                                        for a in outs if a.get("name"))]) or "-"
-            error = _clean(str(task.get("error") or ""))
+            error = strip_ansi(str(task.get("error") or ""))
             detail = ""
             if error:
                 detail += f'<div class="error">{escape(error)}</div>'
@@ -365,7 +365,7 @@ class _View:
                 data = handle.read(LOG_LIMIT * 4)
         except OSError:
             return ""
-        return _ANSI.sub("", data.decode("utf-8", "replace"))
+        return strip_ansi(data.decode("utf-8", "replace"))
 
     def task_log(self, task: Record) -> str:
         """A step's own log file (KFP v1 runs keep one per Argo node), read only inside the server's runs folder."""
@@ -381,7 +381,7 @@ class _View:
                 data = handle.read(LOG_LIMIT)
         except OSError:
             return ""
-        return _ANSI.sub("", data.decode("utf-8", "replace"))
+        return strip_ansi(data.decode("utf-8", "replace"))
 
     def duration(self, run: Record) -> str:
         start = float(run.get("created_at") or 0)
@@ -447,10 +447,6 @@ def _metrics_table(artifacts: list[Record]) -> str:
                          escape(str(a.get("task") or "")), escape(str(a.get("name") or ""))])
     return _table("metrics", ["Metric", "Value", "Step", "Artifact"], rows,
                   "No metrics: the run logged no system.Metrics artifact (yet).")
-
-
-def _clean(text: str) -> str:
-    return _ANSI.sub("", text)
 
 
 def _first_line(text: str) -> str:

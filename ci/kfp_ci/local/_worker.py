@@ -72,7 +72,12 @@ def _runnable_spec(path: Path) -> str:
     return str(yaml.dump_all(docs, Dumper=DUMPER, sort_keys=False))
 
 
-_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07")  # colour (CSI) and title (OSC) codes
+
+
+def strip_ansi(text: str) -> str:
+    """``text`` without terminal escape codes (kfp.local colours its log lines): for messages, logs and pages."""
+    return _ANSI.sub("", text)
 
 
 class _Tee(io.TextIOBase):
@@ -111,7 +116,7 @@ def _local_paths(run_dir: Path) -> list[str]:
 
 def readable(text: str, run_dir: Path) -> str:
     """Text fit for an error message: no colour codes, no server-local paths."""
-    text = _ANSI.sub("", text)
+    text = strip_ansi(text)
     text = re.sub(r'File "[^"]*/([^"/]+)"', r'File "\1"', text)
     for prefix in _local_paths(run_dir):
         text = text.replace(prefix, "")
@@ -120,7 +125,7 @@ def readable(text: str, run_dir: Path) -> str:
 
 def exception_of(output: str, run_dir: Path) -> str:
     """The last lines of the last traceback in a task's output: its innermost frame and the exception."""
-    lines = _ANSI.sub("", output).splitlines()
+    lines = strip_ansi(output).splitlines()
     starts = [i for i, line in enumerate(lines) if line.strip() == "Traceback (most recent call last):"]
     if not starts:
         return ""
