@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -262,3 +263,23 @@ def test_multi_user_v1beta1_uses_namespace_references(kfp_server: Callable[..., 
     refused = httpx.post(f"{single.url}{V1}/experiments", json={"name": "e", "resource_references": ns_ref})
     assert refused.status_code == 400 and "single-user mode" in refused.json()["message"]
     assert wire.validate("v1beta1-2.17.0") >= 3
+
+
+def test_an_idle_connection_outlives_a_clients_5_second_poll(kfp_server: Callable[..., Any]) -> None:
+    """kfp.Client polls a run every 5 s on a pooled connection: the server must not close it at 5 s idle (a
+    request sent as it closes gets 'Remote end closed connection without response')."""
+    import socket
+
+    srv = kfp_server(execute=False)
+    request = (f"GET /apis/v2beta1/healthz HTTP/1.1\r\nHost: 127.0.0.1:{srv.port}\r\n\r\n").encode()
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as conn:
+        for attempt in range(2):
+            conn.sendall(request)
+            answer = b""
+            while b"\r\n\r\n" not in answer or not answer.rstrip().endswith(b"}"):
+                chunk = conn.recv(65536)
+                assert chunk, f"the server closed the connection (request {attempt + 1})"
+                answer += chunk
+            assert answer.startswith(b"HTTP/1.1 200")
+            if attempt == 0:
+                time.sleep(5.5)

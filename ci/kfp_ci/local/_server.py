@@ -109,8 +109,11 @@ class LocalServer:
     def _uvicorn(self, app: Any) -> Any:
         import uvicorn
 
+        # Keep idle connections 75 s (uvicorn's default is 5 s): kfp.Client's wait_for_run_completion polls every
+        # 5 s on a pooled connection, and a server closing it at that very moment answers "Remote end closed
+        # connection without response" (KFP itself sits behind Envoy, whose idle timeout is an hour).
         config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",
-                                timeout_graceful_shutdown=5)
+                                timeout_graceful_shutdown=5, timeout_keep_alive=75)
         return uvicorn.Server(config)
 
     def start(self) -> LocalServer:
