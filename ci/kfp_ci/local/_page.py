@@ -18,7 +18,6 @@ from html import escape
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kfp_ci._yaml import load_docs
 from kfp_ci.local._dag import COLOURS, Node, graph_of, render_svg
 from kfp_ci.local._executor import TERMINAL
 from kfp_ci.local._fields import ts
@@ -347,25 +346,17 @@ class _View:
 
     # ----------------------------------------------------------------------------------------- helpers
     def spec(self, run: Record) -> dict[str, Any]:
-        digest = run.get("package")
-        if not digest:
+        """The run's IR (or Argo workflow), parsed once per package by the model (the page refreshes every 2 s)."""
+        if not run.get("package"):
             return {}
         try:
-            docs = load_docs(self.store.package(str(digest)) or b"")
+            return self.m.spec_of(run)
         except Exception:  # a package the page cannot read still gets its run page, without a graph
             return {}
-        return docs[0] if docs and isinstance(docs[0], dict) else {}
 
     def run_log(self, run_id: str) -> str:
         runs_dir = getattr(self.m.executor, "runs_dir", None)
-        if runs_dir is None:
-            return ""
-        try:
-            with open(runs_dir / run_id / "log.txt", "rb") as handle:
-                data = handle.read(LOG_LIMIT * 4)
-        except OSError:
-            return ""
-        return strip_ansi(data.decode("utf-8", "replace"))
+        return _read_log(runs_dir / run_id / "log.txt", LOG_LIMIT * 4) if runs_dir is not None else ""
 
     def task_log(self, task: Record) -> str:
         """A step's own log file (KFP v1 runs keep one per Argo node), read only inside the server's runs folder."""
@@ -373,15 +364,10 @@ class _View:
         path = task.get("log")
         if runs_dir is None or not isinstance(path, str) or not path:
             return ""
-        try:
-            resolved = Path(path).resolve()
-            if not resolved.is_relative_to(Path(runs_dir).resolve()):
-                return ""
-            with open(resolved, "rb") as handle:
-                data = handle.read(LOG_LIMIT)
-        except OSError:
+        resolved = Path(path).resolve()
+        if not resolved.is_relative_to(Path(runs_dir).resolve()):
             return ""
-        return strip_ansi(data.decode("utf-8", "replace"))
+        return _read_log(resolved, LOG_LIMIT)
 
     def duration(self, run: Record) -> str:
         start = float(run.get("created_at") or 0)
@@ -497,6 +483,15 @@ def _colour(nodes: list[Node], tasks: list[Record], run_state: str) -> None:
         for n in nodes:
             if not n.state:
                 n.state = "SKIPPED"
+
+
+def _read_log(path: Path, limit: int) -> str:
+    """The first ``limit`` bytes of a log file as text, without colour codes ('' when it cannot be read)."""
+    try:
+        with open(path, "rb") as handle:
+            return strip_ansi(handle.read(limit).decode("utf-8", "replace"))
+    except OSError:
+        return ""
 
 
 def _task_logs(text: str) -> dict[str, list[str]]:
