@@ -38,7 +38,8 @@ class Model:
         self.compat = compat
         self.multi_user = multi_user
         self.profiles = dict(profiles)
-        self._specs: dict[str, dict[str, Any]] = {}
+        # package digest -> (IR, platform spec or None): a package is parsed once, whoever asks
+        self._specs: dict[str, tuple[dict[str, Any], dict[str, Any] | None]] = {}
         self._specs_lock = threading.Lock()
 
     @property
@@ -50,12 +51,7 @@ class Model:
 
     def spec_shared(self, record: Record) -> dict[str, Any]:
         """The IR of a version's or run's package, parsed once per content hash; shared: do not change it."""
-        digest = str(record.get("package") or "")
-        cached = self._specs.get(digest)
-        if cached is None:
-            self.spec_of(record)
-            cached = self._specs.get(digest, {})
-        return cached
+        return self._parsed(str(record.get("package") or ""))[0]
 
     def task_details(self, run: Record) -> tuple[int, int, list[dict[str, Any]]]:
         """(pipeline context id, pipeline run context id, tasks) of an executed run, as KFP fills its run details.
@@ -238,34 +234,33 @@ class Model:
                 return version
         return self.latest_version(pipeline["id"])
 
-    def spec_of(self, version: Record) -> dict[str, Any]:
-        """The IR (first YAML document) of a version's package, parsed once per content hash."""
-        digest = str(version["package"])
+    def _parsed(self, digest: str) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        """(IR, platform spec) of the package ``digest``, parsed once per content hash; shared: do not change."""
         cached = self._specs.get(digest)
         if cached is None:
-            content = self.store.package(digest) or b""
-            docs = load_docs(content)
-            cached = docs[0] if docs and isinstance(docs[0], dict) else {}
+            docs = load_docs(self.store.package(digest) or b"")
+            ir = docs[0] if docs and isinstance(docs[0], dict) else {}
+            platform = next((d for d in docs[1:] if isinstance(d, dict) and isinstance(d.get("platforms"), dict)
+                             and "kubernetes" in d["platforms"]), None)
+            cached = (ir, platform)
             with self._specs_lock:
                 if len(self._specs) > 256:
                     self._specs.clear()
                 self._specs[digest] = cached
-        return copy.deepcopy(cached)
+        return cached
+
+    def spec_of(self, version: Record) -> dict[str, Any]:
+        """The IR (first YAML document) of a version's package, parsed once per content hash (a copy)."""
+        return copy.deepcopy(self._parsed(str(version["package"]))[0])
 
     def api_spec_of(self, version: Record) -> dict[str, Any]:
         """A version's ``pipeline_spec`` as KFP's API answers it: the IR alone, or, when the package has a platform
         spec (a document with ``platforms.kubernetes``), ``{"pipeline_spec": IR, "platform_spec": ...}``
         (KFP's ``YamlStringToPipelineSpecStruct``)."""
-        spec = self.spec_of(version)
-        content = self.store.package(str(version["package"])) or b""
-        if b"platforms" not in content:  # no platform spec: skip parsing the package again
-            return spec
-        docs = load_docs(content)
-        platform = next((d for d in docs[1:] if isinstance(d, dict) and isinstance(d.get("platforms"), dict)
-                         and "kubernetes" in d["platforms"]), None)
+        ir, platform = self._parsed(str(version["package"]))
         if platform is None:
-            return spec
-        return {"pipeline_spec": spec, "platform_spec": platform}
+            return copy.deepcopy(ir)
+        return copy.deepcopy({"pipeline_spec": ir, "platform_spec": platform})
 
     def delete_pipeline(self, pipeline: Record, *, cascade: bool) -> None:
         versions = self.versions(pipeline["id"])

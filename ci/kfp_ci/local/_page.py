@@ -350,7 +350,7 @@ class _View:
         if not run.get("package"):
             return {}
         try:
-            return self.m.spec_of(run)
+            return self.m.spec_shared(run)  # read only
         except Exception:  # a package the page cannot read still gets its run page, without a graph
             return {}
 
